@@ -1,0 +1,31 @@
+# Two commands on a fresh machine (Python 3.11+): `make book` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= cpu
+DATASET ?= auto
+CHAPTER ?= all
+FRESH ?= 0
+BOOK_ARGS := --profile $(PROFILE) --dataset $(DATASET) --chapter $(CHAPTER) $(if $(filter 1,$(FRESH)),--fresh,)
+
+.PHONY: book test install clean-book
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained),
+# then build the HTML site into _build/html.
+book: install
+	$(PY) -m sparsity_lib book $(BOOK_ARGS)
+
+# The whole test suite, including executing every notebook with the smoke profile.
+test: install
+	$(PY) -m pytest -q tests
+
+clean-book:
+	rm -rf _build book/*.ipynb

@@ -1,0 +1,161 @@
+"""Command line: `python -m sparsity_lib {train,sweep,ls} --help`."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+import typing
+
+from .experiments import DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_hash, get_profile, run_or_load, runs_frame
+
+
+def _field_parser(field: dataclasses.Field):
+    """A function turning a command-line string into the field's type."""
+    hint = str(field.type)
+    if "tuple" in hint:
+        inner = str if "str" in hint else float
+        return lambda text: tuple(inner(part) for part in text.split(",") if part)
+    if "int" in hint and "float" not in hint:
+        return lambda text: None if text.lower() == "none" else int(text)
+    if "float" in hint:
+        return lambda text: None if text.lower() == "none" else float(text)
+    return str
+
+
+FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
+
+
+def parse_value(name: str, text: str):
+    if name not in FIELDS:
+        raise SystemExit(f"error: unknown config field {name!r}; allowed: {', '.join(FIELDS)}")
+    try:
+        return _field_parser(FIELDS[name])(text)
+    except ValueError:
+        raise SystemExit(f"error: {name}={text!r} is not a valid {FIELDS[name].type}")
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default="paper", choices=list(PROFILES), help="size profile (default: paper)")
+    parser.add_argument("--store", default=str(DEFAULT_STORE), help="run store folder (default: %(default)s)")
+    parser.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA or data/)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--fresh", action="store_true", help="retrain even when the store has the run")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sparsity_lib", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train (or load) one configuration",
+                                description="Train one RunConfig; fields not given keep the paper defaults.")
+    add_common(train)
+    for name, field in FIELDS.items():
+        train.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar=name.upper(),
+                           help=f"default: {field.default}")
+
+    sweep = commands.add_parser("sweep", help="train (or load) a grid of configurations",
+                                description="Example: sweep --profile cpu --set dataset=synthetic "
+                                            "--grid optimizer=adam,sgd --grid l2=1e-4,1e-3 --seeds 1")
+    add_common(sweep)
+    sweep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="fixed field")
+    sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="swept field")
+    sweep.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the profile's)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the configurations and whether they are stored")
+
+    book = commands.add_parser("book", help="execute the chapters with papermill and build the HTML book")
+    book.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    book.add_argument("--dataset", default="auto", help="auto | cifar10 | cifar100 | synthetic | ...")
+    book.add_argument("--chapter", default="all", help="all, a chapter number, or a comma list (2,5)")
+    book.add_argument("--fresh", action="store_true", help="retrain every run instead of loading stored ones")
+    book.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                      help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
+
+    ls = commands.add_parser("ls", help="list the runs in the store")
+    ls.add_argument("--store", default=str(DEFAULT_STORE))
+    ls.add_argument("--json", action="store_true", help="print records as JSON lines")
+    return parser
+
+
+def _split_assignment(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise SystemExit(f"error: expected FIELD=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def sweep_configs(args) -> list[RunConfig]:
+    profile = get_profile(args.profile)
+    base = {name: parse_value(name, value) for name, value in map(_split_assignment, args.set)}
+    grid = {}
+    for text in args.grid:
+        name, values = _split_assignment(text)
+        grid[name] = [parse_value(name, value) for value in values.split(",")] if "tuple" not in str(
+            FIELDS.get(name, dataclasses.field()).type) else [parse_value(name, values)]
+    configs = []
+    for combo in itertools.product(*grid.values()):
+        for seed in profile.seed_list(args.seeds):
+            values = {**base, **dict(zip(grid, combo)), "seed": seed}
+            configs.append(profile.apply(RunConfig(**values)))
+    return configs
+
+
+def run_configs(configs, args) -> list[dict]:
+    store = RunStore(args.store)
+    records = []
+    for index, config in enumerate(configs, start=1):
+        print(f"[{index}/{len(configs)}] {config.label()} seed {config.seed} ({config_hash(config)})", flush=True)
+        records.append(run_or_load(config, store=store, data_root=args.data_root, device=args.device,
+                                   profile=args.profile, fresh=args.fresh))
+    return records
+
+
+def print_table(records) -> None:
+    if not records:
+        print("no runs")
+        return
+    columns = ["config_hash", "dataset", "model", "optimizer", "l2", "wd", "batch_size", "seed",
+               "test_err", "sparsity_gamma", "sparsity_act"]
+    frame = runs_frame(records)
+    print(frame[[c for c in columns if c in frame]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "ls":
+            records = RunStore(args.store).records()
+            if args.json:
+                for record in records:
+                    print(json.dumps(record))
+            else:
+                print_table(records)
+            return 0
+        if args.command == "book":
+            from .book import ChapterFailed, build_book, parse_parameter
+            extra = {name: parse_parameter(value) for name, value in args.parameter}
+            try:
+                build_book(args.profile, args.dataset, args.chapter, args.fresh, extra, html=not args.no_html)
+            except ChapterFailed as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            return 0
+        if args.command == "train":
+            values = {name: parse_value(name, getattr(args, name)) for name in FIELDS
+                      if getattr(args, name) is not None}
+            configs = [get_profile(args.profile).apply(RunConfig(**values))]
+        else:
+            configs = sweep_configs(args)
+            if args.dry_run:
+                store = RunStore(args.store)
+                for config in configs:
+                    stored = store.record_path(config_hash(config)).exists()
+                    print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
+                return 0
+        print_table(run_configs(configs, args))
+        return 0
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,307 @@
+"""Run configurations, size profiles and the run store.
+
+`RunConfig()` is the paper's default setting (BasicNet, Adam, L2 1e-4, batch 40, 250 + 75 epochs,
+Sec. 2.1 / 5). A `Profile` scales a config down for tests (`smoke`) or a laptop (`cpu`), or keeps
+it (`paper`). `run_or_load(config)` trains a config once and afterwards loads its stored record.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .models import ACTIVATIONS, HEADS, MODELS, WIDTH_VARIANTS
+from .optim import OPTIMIZERS
+
+DATASET_CHOICES = ("auto", "cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
+DEFAULT_STORE = Path(os.environ.get("SPARSITY_STORE", "results"))
+DEFAULT_DATA_ROOT = Path(os.environ.get("SPARSITY_DATA", "data"))
+RECORD_KEYS = ("config", "config_hash", "final", "history", "provenance")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one training run; its hash names the run in the store.
+
+    Schedule fields are in epochs *at the reference batch size* (`ref_batch_size`, 40): a run at
+    another batch size does the same number of iterations (the paper's iteration matching).
+    """
+    dataset: str = "cifar10"
+    image_size: int | None = None          # None: the dataset's native size
+    train_subset: int | None = None        # first N training images (None: all)
+    test_subset: int | None = None
+    clutter: float = 0.0                   # synthetic only: 0 clean background .. 1 cluttered
+    num_classes: int | None = None         # synthetic only (None: 10)
+    model: str = "basicnet"
+    width: float = 1.0                     # scales C2..C7 of BasicNet / every VGG layer
+    first_width: int = 64                  # BasicNet C1 features
+    activation: str = "relu"
+    negative_slope: float = 0.01
+    bn_weight_init: float = 1.0
+    bn_bias_init: float = 0.0
+    optimizer: str = "adam"
+    lr: float | None = None                # None: the optimizer's paper default
+    l2: float = 1e-4
+    wd: float = 0.0
+    gamma_lr_scale: float = 1.0
+    beta_lr_scale: float = 1.0
+    batch_size: int = 40
+    ref_batch_size: int = 40
+    epochs: float = 325.0
+    lr_drops: tuple[float, ...] = (250.0,)
+    seed: int = 0
+    snapshot_layers: tuple[str, ...] = ("C5", "C6", "C7")
+    snapshot_count: int = 6                # BN gamma/beta snapshots spread over training
+
+    def __post_init__(self):
+        validate(self)
+
+    def replace(self, **changes) -> "RunConfig":
+        """A copy with `changes` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown RunConfig field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        values = dict(values)
+        for key in ("lr_drops", "snapshot_layers"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    @property
+    def head(self) -> str:
+        return {"tinyimagenet": "tinyimagenet", "imagenet": "imagenet"}.get(self.dataset, "cifar")
+
+    def label(self) -> str:
+        """A short human-readable name, e.g. 'adam L2 1e-04 b40'."""
+        reg = f"WD {self.wd:.0e}" if self.wd else f"L2 {self.l2:.0e}" if self.l2 else "no reg"
+        return f"{self.optimizer} {reg} b{self.batch_size}"
+
+
+def _fail(field_name, value, allowed) -> None:
+    raise ValueError(f"RunConfig.{field_name}={value!r} is invalid; allowed: {allowed}")
+
+
+def validate(config: RunConfig) -> None:
+    """Reject bad values with a message naming the field, the value and what is allowed."""
+    choices = {"dataset": DATASET_CHOICES, "model": MODELS, "activation": ACTIVATIONS,
+               "optimizer": OPTIMIZERS}
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            _fail(name, getattr(config, name), ", ".join(allowed))
+    positive_ints = ("batch_size", "ref_batch_size", "first_width")
+    for name in positive_ints:
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            _fail(name, value, "an integer >= 1")
+    for name in ("image_size", "train_subset", "test_subset", "num_classes"):
+        value = getattr(config, name)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            _fail(name, value, "None or an integer >= 1")
+    for name in ("l2", "wd"):
+        if not 0 <= getattr(config, name) < 1:
+            _fail(name, getattr(config, name), "a number in [0, 1)")
+    for name in ("width", "epochs", "gamma_lr_scale", "beta_lr_scale"):
+        if not getattr(config, name) > 0:
+            _fail(name, getattr(config, name), "a number > 0")
+    if config.lr is not None and not config.lr > 0:
+        _fail("lr", config.lr, "None (paper default) or a number > 0")
+    if not 0 <= config.clutter <= 1:
+        _fail("clutter", config.clutter, "a number in [0, 1]")
+    if any(not 0 < drop < config.epochs for drop in config.lr_drops):
+        _fail("lr_drops", config.lr_drops, f"epochs strictly between 0 and epochs={config.epochs}")
+    if config.snapshot_count < 0:
+        _fail("snapshot_count", config.snapshot_count, "an integer >= 0")
+
+
+def config_hash(config: RunConfig) -> str:
+    """Stable 16-hex-digit name of a config: sha256 of its canonical JSON."""
+    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def width_variant(name: str) -> dict:
+    """RunConfig fields for a Table 6 width variant name ('64-1x', '64-0.5x', '32-0.25x')."""
+    if name not in WIDTH_VARIANTS:
+        raise ValueError(f"width variant {name!r} unknown; allowed: {', '.join(WIDTH_VARIANTS)}")
+    first_width, width = WIDTH_VARIANTS[name]
+    return {"first_width": first_width, "width": width}
+
+
+# ----------------------------------------------------------------------------------- profiles
+@dataclass(frozen=True)
+class Profile:
+    """How to size a paper config for a budget. `paper` changes nothing.
+
+    epochs: total epochs at the reference batch (LR drops keep their relative position);
+    width_scale / first_width_scale multiply the model width (so the three Table 6 variants stay
+    in the same ratios); image_size and the subsets apply to in-memory datasets.
+    """
+    name: str
+    description: str
+    epochs: float | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    image_size: int | None = None
+    width_scale: float = 1.0
+    first_width_scale: float = 1.0
+    seeds: int = 3
+    default_dataset: str = "cifar10"
+
+    def apply(self, config: RunConfig) -> RunConfig:
+        """`config` scaled to this profile."""
+        changes: dict = {}
+        if self.epochs is not None:
+            ratio = self.epochs / config.epochs
+            changes["epochs"] = self.epochs
+            changes["lr_drops"] = tuple(round(d * ratio, 3) for d in config.lr_drops)
+        if config.dataset not in ("imagenet",):
+            for name in ("train_subset", "test_subset", "image_size"):
+                if getattr(self, name) is not None and getattr(config, name) is None:
+                    changes[name] = getattr(self, name)
+        if self.width_scale != 1.0:
+            changes["width"] = config.width * self.width_scale
+        if self.first_width_scale != 1.0:
+            changes["first_width"] = max(1, round(config.first_width * self.first_width_scale))
+        return config.replace(**changes)
+
+    def seed_list(self, seeds: int | None = None) -> list[int]:
+        return list(range(self.seeds if seeds is None else seeds))
+
+
+PROFILES = {
+    "smoke": Profile("smoke", "seconds per run: tests and CI only; numbers mean nothing",
+                     epochs=2, train_subset=400, test_subset=200, image_size=16, width_scale=0.0625,
+                     first_width_scale=0.125, seeds=1, default_dataset="synthetic"),
+    "cpu": Profile("cpu", "a few minutes per run on 2 CPU cores: 16x16 synthetic-sized images, 20k training "
+                   "images, 8,000 iterations at batch 40, BasicNet 32-0.25x",
+                   epochs=16, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
+                   first_width_scale=0.5, seeds=1, default_dataset="synthetic"),
+    "paper": Profile("paper", "the full protocol of the paper (TABLES.md): 325 epochs, batch 40, 3 seeds",
+                     seeds=3, default_dataset="cifar10"),
+}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"profile={name!r} is unknown; allowed: {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+# ---------------------------------------------------------------------------------- run store
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunStore:
+    """A folder of finished runs: `<hash>.json` (the record) and `<hash>.pt` (final weights).
+
+    Checkpoints of unfinished runs live in `checkpoints/<hash>.pt` until the run finishes.
+    """
+    root: Path = field(default_factory=lambda: DEFAULT_STORE)
+
+    def __post_init__(self):
+        self.root = Path(self.root)
+
+    def record_path(self, key: str) -> Path:
+        return self.root / f"{key}.json"
+
+    def weights_path(self, key: str) -> Path:
+        return self.root / f"{key}.pt"
+
+    def checkpoint_path(self, key: str) -> Path:
+        return self.root / "checkpoints" / f"{key}.pt"
+
+    def load(self, key: str) -> dict | None:
+        """The stored record, or None when absent. A corrupt record is moved aside with a warning."""
+        path = self.record_path(key)
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            if not all(k in record for k in RECORD_KEYS) or record["config_hash"] != key:
+                raise ValueError("missing fields or wrong hash")
+            return record
+        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
+            aside = path.with_suffix(".json.corrupt")
+            os.replace(path, aside)
+            warnings.warn(f"run store: record {path} is corrupt ({error}); moved to {aside.name}, will recompute")
+            return None
+
+    def save(self, record: dict) -> Path:
+        path = self.record_path(record["config_hash"])
+        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
+        return path
+
+    def records(self) -> list[dict]:
+        """Every readable record in the store (corrupt ones are skipped with a warning)."""
+        found = []
+        for path in sorted(self.root.glob("*.json")):
+            record = self.load(path.stem)
+            if record is not None:
+                found.append(record)
+        return found
+
+
+def resolve_config(config: RunConfig, data_root=None) -> tuple[RunConfig, str]:
+    """Replace dataset='auto' by what is available (CIFAR-10 if found, else synthetic)."""
+    if config.dataset != "auto":
+        return config, "requested"
+    from .data import resolve_dataset
+    name, reason = resolve_dataset("auto", data_root or DEFAULT_DATA_ROOT)
+    return config.replace(dataset=name), reason
+
+
+def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None, data_root=None,
+                device: str = "auto", profile: str = "", progress: bool = True, fresh: bool = False,
+                train_fn=None) -> dict:
+    """The record of `config`: loaded from the store when present, else trained and stored.
+
+    `fresh=True` retrains even when stored. `train_fn` replaces `train.train` (used by the fused
+    trainer and by tests). A finished run is written atomically before this returns.
+    """
+    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    config, _ = resolve_config(config, data_root)
+    key = config_hash(config)
+    record = None if fresh else store.load(key)
+    if record is not None:
+        return record
+    if train_fn is None:
+        from .train import train as train_fn
+    record = train_fn(config, data_root=data_root, device=device, checkpoint_path=store.checkpoint_path(key),
+                      weights_path=store.weights_path(key), progress=progress)
+    record["provenance"]["profile"] = profile
+    store.save(record)
+    store.checkpoint_path(key).unlink(missing_ok=True)
+    return record
+
+
+def runs_frame(records: list[dict]):
+    """One row per record: its config fields plus the headline final metrics (for tables/plots)."""
+    import pandas as pd
+    rows = []
+    for record in records:
+        row = dict(record["config"])
+        row.update({k: v for k, v in record["final"].items() if not isinstance(v, (list, dict))})
+        row["config_hash"] = record["config_hash"]
+        rows.append(row)
+    return pd.DataFrame(rows)

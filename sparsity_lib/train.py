@@ -1,0 +1,275 @@
+"""Training one run with the paper's schedule (Sec. 2.1): base LR, then /10 at each drop.
+
+Schedules are in epochs at the reference batch size (40); at another batch size the run does the
+same number of iterations (Sec. 5.1, "we ensure the same number of training iterations").
+Checkpoints are written atomically at epoch ends, and a run restarted with the same checkpoint
+path resumes exactly where it stopped (data order depends only on seed and epoch).
+"""
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from .data import load_dataset, make_loader
+from .experiments import DEFAULT_DATA_ROOT, RunConfig, config_hash
+from .models import conv_bn_layers, make_model
+from .optim import DEFAULT_LR, make_optimizer
+from .sparsity import (activation_masks, bn_parameters, gamma_masks, gamma_sparsity, pooled_activations,
+                       total_percent, universality_from_pooled, zero_inactive)
+
+MAX_EVALUATIONS = 50  # test-set evaluations spread over a run
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_splits(config: RunConfig, data_root=None):
+    """(train, test) datasets for a config; the data itself is always generated/read with seed 0."""
+    root = data_root or DEFAULT_DATA_ROOT
+    common = dict(image_size=config.image_size, clutter=config.clutter, num_classes=config.num_classes or 10)
+    train_data = load_dataset(config.dataset, root, "train", subset=config.train_subset, **common)
+    test_data = load_dataset(config.dataset, root, "test", subset=config.test_subset, **common)
+    return train_data, test_data
+
+
+def iterations(config: RunConfig, train_size: int) -> tuple[int, list[int]]:
+    """(total optimizer steps, steps at which the LR drops /10), from reference-batch epochs."""
+    steps_per_ref_epoch = math.ceil(train_size / config.ref_batch_size)
+    total = max(1, round(config.epochs * steps_per_ref_epoch))
+    drops = [round(d * steps_per_ref_epoch) for d in config.lr_drops]
+    return total, drops
+
+
+def lr_factor(step: int, drops: list[int]) -> float:
+    return 0.1 ** sum(step >= d for d in drops)
+
+
+def set_lr(optimizer, base_lr: float, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr * factor * group.get("lr_scale", 1.0)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader) -> tuple[float, float]:
+    """(mean cross-entropy loss, error in %) of `model` in eval mode over `loader`."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    loss_sum = torch.zeros((), device=device)
+    wrong = torch.zeros((), device=device)
+    count = 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        wrong += (logits.argmax(1) != y).sum()
+        count += len(y)
+    model.train(was_training)
+    return float(loss_sum) / count, 100.0 * float(wrong) / count
+
+
+def build_model(config: RunConfig, num_classes: int, image_size: int) -> nn.Module:
+    """The model of a config, initialized from `config.seed`."""
+    torch.manual_seed(config.seed)
+    return make_model(config.model, num_classes, image_size=image_size, head=config.head, width=config.width,
+                      first_width=config.first_width, activation=config.activation,
+                      negative_slope=config.negative_slope, bn_weight_init=config.bn_weight_init,
+                      bn_bias_init=config.bn_bias_init)
+
+
+def build_optimizer(config: RunConfig, model: nn.Module):
+    return make_optimizer(model, config.optimizer, lr=config.lr, l2=config.l2, wd=config.wd,
+                          gamma_lr_scale=config.gamma_lr_scale, beta_lr_scale=config.beta_lr_scale)
+
+
+def snapshot_epochs(config: RunConfig, num_epochs: int) -> set[int]:
+    """Epoch ends (0 = initialization) at which BN gamma/beta of `snapshot_layers` are stored."""
+    if config.snapshot_count <= 0:
+        return set()
+    count = min(config.snapshot_count, num_epochs + 1)
+    return {round(i * num_epochs / max(1, count - 1)) for i in range(count)}
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save to a temporary file, then rename: an interrupted write never replaces a good one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | None, key: str) -> dict | None:
+    """The checkpoint at `path` for run `key`, or None. A corrupt or foreign one is set aside."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("config_hash") != key:
+            raise ValueError(f"it belongs to run {state.get('config_hash')}, not {key}")
+        return state
+    except Exception as error:  # any unreadable file: keep it for inspection, restart the run
+        aside = Path(path).with_suffix(".corrupt")
+        os.replace(path, aside)
+        warnings.warn(f"checkpoint {path} is unusable ({error}); moved to {aside.name} and restarting the run")
+        return None
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def pruned_param_percent(model: nn.Module, masks: dict[str, torch.Tensor]) -> float:
+    """% of conv weights that disappear when the marked features (and their inputs downstream) go."""
+    layers = conv_bn_layers(model)
+    total = removed = 0
+    kept_in = 3
+    for name, conv, _ in layers:
+        kept_out = int((~masks[name]).sum())
+        size = conv.weight[0, 0].numel()
+        total += conv.weight.numel()
+        removed += conv.weight.numel() - kept_out * min(kept_in, conv.in_channels) * size
+        kept_in = kept_out
+    return 100.0 * removed / max(1, total)
+
+
+def final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err) -> tuple[dict, dict]:
+    """Headline numbers of a finished run (Table 1/2 columns) and per-feature universality."""
+    test_loss, test_err = evaluate(model, test_loader)
+    pooled = pooled_activations(model, train_eval_loader)
+    by_gamma = gamma_sparsity(model)
+    by_act = activation_masks(pooled)
+    masks = gamma_masks(model)
+    _, zeroed_err = evaluate(zero_inactive(model, masks), test_loader)
+    layers = [{"layer": row.layer, "features": row.features, "inactive_gamma": row.inactive,
+               "inactive_act": int(by_act[row.layer].sum())} for row in by_gamma.itertuples()]
+    features = sum(layer["features"] for layer in layers)
+    final = {
+        "train_loss": train_loss, "train_err": train_err, "test_loss": test_loss, "test_err": test_err,
+        "sparsity_gamma": total_percent(by_gamma),
+        "sparsity_act": 100.0 * sum(layer["inactive_act"] for layer in layers) / features,
+        "test_err_zeroed": zeroed_err, "conv_params_pruned": pruned_param_percent(model, masks),
+        "features": features, "layers": layers,
+    }
+    universality = {name: values.round(3).tolist() for name, values in universality_from_pooled(pooled).items()}
+    return final, universality
+
+
+def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint_path=None, weights_path=None,
+          checkpoint_every: int = 1, progress: bool = True, callback=None) -> dict:
+    """Train one config and return its record (config, history, final metrics, snapshots, provenance).
+
+    `callback(epoch, entry)` runs after each epoch's history entry (tests use it to interrupt).
+    """
+    started = time.time()
+    dev = pick_device(device)
+    key = config_hash(config)
+    train_data, test_data = load_splits(config, data_root)
+    train_loader = make_loader(train_data, config.batch_size, train=True, device=dev, seed=config.seed)
+    train_eval_loader = make_loader(train_data, 500, train=False, device=dev)
+    test_loader = make_loader(test_data, 500, train=False, device=dev)
+    model = build_model(config, train_data.num_classes, train_data.image_size).to(dev)
+    optimizer = build_optimizer(config, model)
+    base_lr = config.lr or DEFAULT_LR[config.optimizer]
+    total_steps, drops = iterations(config, len(train_data))
+    num_epochs = math.ceil(total_steps / len(train_loader))
+    eval_every = max(1, num_epochs // MAX_EVALUATIONS)
+    snapshots_at = snapshot_epochs(config, num_epochs)
+
+    state = {"epoch": 0, "step": 0, "history": [], "snapshots": {}, "elapsed": 0.0}
+    checkpoint = load_checkpoint(checkpoint_path, key)
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng"])
+        state = checkpoint["state"]
+    elif 0 in snapshots_at:
+        state["snapshots"]["0"] = bn_parameters(model, config.snapshot_layers)
+
+    prior_elapsed = state["elapsed"]  # seconds spent before an interruption
+    bar = tqdm(total=total_steps, initial=state["step"], desc=config.label(), disable=not progress,
+               mininterval=2.0, leave=False)
+    train_loss = train_err = float("nan")
+    for epoch in range(state["epoch"], num_epochs):
+        train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), device=dev)
+        wrong = torch.zeros((), device=dev)
+        seen = 0
+        for x, y in train_loader:
+            if state["step"] >= total_steps:
+                break
+            set_lr(optimizer, base_lr, lr_factor(state["step"], drops))
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            wrong += (logits.detach().argmax(1) != y).sum()
+            seen += len(y)
+            state["step"] += 1
+            bar.update(1)
+        train_loss, train_err = float(loss_sum) / max(1, seen), 100.0 * float(wrong) / max(1, seen)
+        entry = {"epoch": epoch + 1, "step": state["step"], "lr": base_lr * lr_factor(state["step"] - 1, drops),
+                 "train_loss": train_loss, "train_err": train_err,
+                 "inactive_gamma": {row.layer: row.inactive for row in gamma_sparsity(model).itertuples()}}
+        if (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs:
+            entry["test_loss"], entry["test_err"] = evaluate(model, test_loader)
+        if epoch + 1 in snapshots_at:
+            state["snapshots"][str(epoch + 1)] = bn_parameters(model, config.snapshot_layers)
+        state["history"].append(entry)
+        state["epoch"] = epoch + 1
+        bar.set_postfix(loss=f"{train_loss:.3f}", dead=sum(entry["inactive_gamma"].values()))
+        if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == num_epochs):
+            state["elapsed"] = prior_elapsed + time.time() - started
+            save_checkpoint(Path(checkpoint_path), {"config_hash": key, "model": model.state_dict(),
+                                                    "optimizer": optimizer.state_dict(),
+                                                    "rng": torch.get_rng_state(), "state": state})
+        if callback is not None:
+            callback(epoch + 1, entry)
+    bar.close()
+    if state["history"]:
+        train_loss, train_err = state["history"][-1]["train_loss"], state["history"][-1]["train_err"]
+    final, universality = final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err)
+    if weights_path is not None:
+        save_checkpoint(Path(weights_path), model.state_dict())
+    return {
+        "config": config.to_dict(), "config_hash": key, "final": final, "history": state["history"],
+        "snapshots": state["snapshots"], "universality": universality, "bn": bn_parameters(model),
+        "provenance": {
+            "dataset_used": train_data.name, "train_images": len(train_data), "test_images": len(test_data),
+            "image_size": train_data.image_size, "steps": total_steps, "device": str(dev),
+            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": checkpoint is not None,
+        },
+    }
+
+
+def load_model(record: dict, weights_path, device: str = "cpu") -> nn.Module:
+    """Rebuild the trained model of a stored record from its saved weights."""
+    config = RunConfig.from_dict(record["config"])
+    classes = config.num_classes or {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(config.dataset, 10)
+    model = build_model(config, classes, record["provenance"]["image_size"])
+    model.load_state_dict(torch.load(weights_path, map_location=device))
+    return model.to(device).eval()

@@ -1,0 +1,31 @@
+import json
+
+from sparsity_lib.cli import main
+
+SMOKE = ["--profile", "smoke"]
+
+
+def test_train_then_ls(tmp_path, capsys):
+    store = str(tmp_path)
+    assert main(["train", *SMOKE, "--store", store, "--dataset", "synthetic", "--optimizer", "sgd", "--l2", "1e-3"]) == 0
+    out = capsys.readouterr().out
+    assert "sgd" in out
+    assert main(["ls", "--store", store, "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 1 and records[0]["config"]["optimizer"] == "sgd" and records[0]["config"]["l2"] == 1e-3
+
+
+def test_sweep_dry_run_lists_grid(tmp_path, capsys):
+    code = main(["sweep", *SMOKE, "--store", str(tmp_path), "--set", "dataset=synthetic",
+                 "--grid", "optimizer=adam,sgd", "--grid", "l2=1e-4,1e-3", "--dry-run"])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and all("missing" in line for line in lines)
+
+
+def test_bad_optimizer_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", *SMOKE, "--store", str(tmp_path), "--optimizer", "adamw"]) == 2
+    err = capsys.readouterr().err
+    assert "RunConfig.optimizer='adamw'" in err and "sgd" in err
+    assert main(["train", *SMOKE, "--store", str(tmp_path), "--batch-size", "0"]) == 2
+    assert "batch_size" in capsys.readouterr().err
