@@ -58,6 +58,7 @@ class RunConfig:
     snapshot_count: int = 6                # BN gamma/beta snapshots spread over training
 
     def __post_init__(self):
+        normalize_numbers(self)
         validate(self)
 
     def replace(self, **changes) -> "RunConfig":
@@ -87,6 +88,20 @@ class RunConfig:
         """A short human-readable name, e.g. 'adam L2 1e-04 b40'."""
         reg = f"WD {self.wd:.0e}" if self.wd else f"L2 {self.l2:.0e}" if self.l2 else "no reg"
         return f"{self.optimizer} {reg} b{self.batch_size}"
+
+
+FLOAT_FIELDS = ("clutter", "width", "negative_slope", "bn_weight_init", "bn_bias_init", "lr", "l2", "wd",
+                "gamma_lr_scale", "beta_lr_scale", "epochs")
+
+
+def normalize_numbers(config: RunConfig) -> None:
+    """Store float fields as floats (l2=0 and l2=0.0 must hash the same) and sequences as tuples."""
+    for name in FLOAT_FIELDS:
+        value = getattr(config, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(config, name, float(value))
+    object.__setattr__(config, "lr_drops", tuple(float(d) for d in config.lr_drops))
+    object.__setattr__(config, "snapshot_layers", tuple(config.snapshot_layers))
 
 
 def _fail(field_name, value, allowed) -> None:
@@ -197,6 +212,11 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"profile={name!r} is unknown; allowed: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def make_config(profile: str = "paper", **fields) -> RunConfig:
+    """`RunConfig(**fields)` scaled by the named profile: the one way chapters and the CLI build runs."""
+    return get_profile(profile).apply(RunConfig(**fields))
 
 
 # ---------------------------------------------------------------------------------- run store

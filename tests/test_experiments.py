@@ -27,6 +27,7 @@ def test_bad_values_name_field_and_allowed(field, value, allowed):
 def test_hash_is_stable_and_distinguishes_configs():
     assert config_hash(RunConfig()) == config_hash(RunConfig())
     assert config_hash(RunConfig()) != config_hash(RunConfig(l2=1e-3))
+    assert config_hash(RunConfig(l2=0, wd=0, epochs=325, lr_drops=[250])) == config_hash(RunConfig(l2=0.0, lr_drops=(250.0,)))
     assert config_hash(RunConfig.from_dict(json.loads(json.dumps(RunConfig().to_dict())))) == config_hash(RunConfig())
 
 
