@@ -49,6 +49,8 @@ class RunConfig:
     wd: float = 0.0
     gamma_lr_scale: float = 1.0
     beta_lr_scale: float = 1.0
+    slimming_l1: float = 0.0               # Network Slimming: L1 on BN gamma (its `s`); 0 = off
+    l1l2: float = 0.0                      # l1/l2 pseudo-norm filter regularizer strength; 0 = off
     batch_size: int = 40
     ref_batch_size: int = 40
     epochs: float = 325.0
@@ -91,7 +93,7 @@ class RunConfig:
 
 
 FLOAT_FIELDS = ("clutter", "width", "negative_slope", "bn_weight_init", "bn_bias_init", "lr", "l2", "wd",
-                "gamma_lr_scale", "beta_lr_scale", "epochs")
+                "gamma_lr_scale", "beta_lr_scale", "epochs", "slimming_l1", "l1l2")
 
 
 def normalize_numbers(config: RunConfig) -> None:
@@ -124,7 +126,7 @@ def validate(config: RunConfig) -> None:
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             _fail(name, value, "None or an integer >= 1")
-    for name in ("l2", "wd"):
+    for name in ("l2", "wd", "slimming_l1", "l1l2"):
         if not 0 <= getattr(config, name) < 1:
             _fail(name, getattr(config, name), "a number in [0, 1)")
     for name in ("width", "epochs", "gamma_lr_scale", "beta_lr_scale"):
@@ -141,8 +143,14 @@ def validate(config: RunConfig) -> None:
 
 
 def config_hash(config: RunConfig) -> str:
-    """Stable 16-hex-digit name of a config: sha256 of its canonical JSON."""
-    text = json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+    """Stable 16-hex-digit name of a config: sha256 of the canonical JSON of its non-default fields.
+
+    Hashing only what differs from the paper defaults means a field added later (with a default)
+    leaves every stored run's name unchanged.
+    """
+    changed = {f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)
+               if getattr(config, f.name) != f.default}
+    text = json.dumps(changed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

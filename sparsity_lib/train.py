@@ -25,6 +25,7 @@ from .data import load_dataset, make_loader
 from .experiments import DEFAULT_DATA_ROOT, RunConfig, config_hash
 from .models import conv_bn_layers, make_model
 from .optim import DEFAULT_LR, make_optimizer
+from .regularizers import explicit_penalty
 from .sparsity import (activation_masks, bn_parameters, gamma_masks, gamma_sparsity, pooled_activations,
                        total_percent, universality_from_pooled, zero_inactive)
 
@@ -220,8 +221,9 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             set_lr(optimizer, base_lr, lr_factor(state["step"], drops))
             logits = model(x)
             loss = F.cross_entropy(logits, y)
+            penalty = explicit_penalty(model, config)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if penalty is None else loss + penalty).backward()
             optimizer.step()
             loss_sum += loss.detach() * len(y)
             wrong += (logits.detach().argmax(1) != y).sum()

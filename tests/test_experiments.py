@@ -24,6 +24,12 @@ def test_bad_values_name_field_and_allowed(field, value, allowed):
     assert f"RunConfig.{field}=" in str(error.value) and allowed in str(error.value)
 
 
+def test_hash_ignores_fields_left_at_their_default():
+    # A field added to RunConfig later (default value) must not rename stored runs.
+    assert config_hash(RunConfig(l2=1e-3)) == config_hash(RunConfig(l2=1e-3, slimming_l1=0.0, l1l2=0.0))
+    assert config_hash(RunConfig(l2=1e-3)) != config_hash(RunConfig(l2=1e-3, slimming_l1=1e-4))
+
+
 def test_hash_is_stable_and_distinguishes_configs():
     assert config_hash(RunConfig()) == config_hash(RunConfig())
     assert config_hash(RunConfig()) != config_hash(RunConfig(l2=1e-3))
