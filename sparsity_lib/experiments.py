@@ -333,3 +333,96 @@ def runs_frame(records: list[dict]):
         row["config_hash"] = record["config_hash"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ chapter context
+@dataclass
+class Chapter:
+    """What a chapter notebook runs with: profile, resolved dataset, device, seeds and store.
+
+    Built from the notebook's parameters cell; every run of the chapter goes through `runs`, so a
+    re-executed chapter with new parameters trains only the configurations not yet stored.
+    """
+    profile: str = "cpu"
+    dataset: str = "auto"
+    data_root: str | None = None
+    device: str = "auto"
+    seeds: int | None = None
+    fresh: bool = False
+    store: str | None = None
+
+    def __post_init__(self):
+        self.settings = get_profile(self.profile)
+        if self.dataset not in DATASET_CHOICES:
+            raise ValueError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASET_CHOICES)}")
+        if self.seeds is not None and (not isinstance(self.seeds, int) or self.seeds < 1):
+            raise ValueError(f"seeds={self.seeds!r} is invalid; allowed: None (the profile's) or an integer >= 1")
+        probe, self.dataset_reason = resolve_config(RunConfig(dataset=self.dataset), self.data_root)
+        self.dataset_used = probe.dataset
+        from .train import pick_device
+        self.device_used = str(pick_device(self.device))
+        self.run_store = RunStore(self.store or DEFAULT_STORE)
+
+    @property
+    def fell_back_to_synthetic(self) -> bool:
+        return self.dataset == "auto" and self.dataset_used == "synthetic"
+
+    @property
+    def seed_list(self) -> list[int]:
+        return self.settings.seed_list(self.seeds)
+
+    def config(self, seed: int = 0, **fields) -> RunConfig:
+        """The profile-scaled RunConfig of this chapter's dataset with `fields` changed."""
+        fields.setdefault("dataset", self.dataset_used)
+        return make_config(self.profile, seed=seed, **fields)
+
+    def runs(self, variants: list[dict], progress: bool = True) -> list[dict]:
+        """Records for every variant (a dict of RunConfig fields) and every seed, trained if missing."""
+        from tqdm.auto import tqdm
+        configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
+        missing = sum(not self.run_store.record_path(config_hash(c)).exists() for c in configs)
+        if progress and missing:
+            print(f"{len(configs) - missing} of {len(configs)} runs stored; training {missing} "
+                  f"(profile {self.profile}, device {self.device_used})")
+        records = []
+        for config in tqdm(configs, desc="runs", disable=not (progress and missing), leave=False):
+            records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
+                                       device=self.device, profile=self.profile, progress=progress,
+                                       fresh=self.fresh))
+        return records
+
+    def describe(self, records: list[dict] | None = None) -> str:
+        """'profile cpu · synthetic (16x16, 20,000 train images) · cpu · 1 seed': for captions."""
+        seeds = len(self.seed_list)
+        data = self.dataset_used
+        if records:
+            first = records[0]["provenance"]
+            data += f" ({first['image_size']}x{first['image_size']}, {first['train_images']:,} train images)"
+            devices = sorted({r["provenance"]["device"] for r in records})
+            device = "/".join(devices)
+        else:
+            device = self.device_used
+        return f"profile {self.profile} · {data} · {device} · {seeds} seed{'s' if seeds != 1 else ''}"
+
+
+def mean_over_seeds(records: list[dict], keys: list[str]) -> "pd.DataFrame":
+    """`runs_frame(records)` averaged over seeds, grouped by `keys` (RunConfig field names)."""
+    frame = runs_frame(records)
+    numeric = frame.select_dtypes("number").columns.difference(keys + ["seed"])
+    grouped = frame.groupby(keys, dropna=False, sort=False)[list(numeric)].mean().reset_index()
+    return grouped.assign(seeds=frame.groupby(keys, dropna=False, sort=False).size().values)
+
+
+def layer_frame(records: list[dict], keys: list[str]) -> "pd.DataFrame":
+    """Long form per layer: keys + layer, features, inactive_gamma/act and % (mean over seeds)."""
+    import pandas as pd
+    rows = []
+    for record in records:
+        for layer in record["final"]["layers"]:
+            row = {key: record["config"][key] for key in keys}
+            row.update(layer)
+            row["percent_gamma"] = 100.0 * layer["inactive_gamma"] / layer["features"]
+            row["percent_act"] = 100.0 * layer["inactive_act"] / layer["features"]
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.groupby(keys + ["layer"], dropna=False, sort=False).mean(numeric_only=True).reset_index()
