@@ -1,0 +1,27 @@
+import pytest
+
+from sparsity_lib import Chapter, RunStore, config_hash, layer_frame, make_config, mean_over_seeds
+from sparsity_lib.plots import provenance_markdown
+
+
+def test_chapter_resolves_auto_and_runs_each_seed_once(tmp_path):
+    chapter = Chapter(profile="smoke", data_root=str(tmp_path / "no-data"), store=str(tmp_path / "store"), seeds=2)
+    assert chapter.dataset_used == "synthetic" and chapter.fell_back_to_synthetic
+    records = chapter.runs([dict(optimizer="sgd", l2=1e-3)], progress=False)
+    assert [r["config"]["seed"] for r in records] == [0, 1]
+    assert records[0]["config_hash"] == config_hash(make_config("smoke", dataset="synthetic", optimizer="sgd", l2=1e-3))
+    assert len(RunStore(tmp_path / "store").records()) == 2
+    frame = mean_over_seeds(records, ["optimizer", "l2"])
+    assert len(frame) == 1 and frame.seeds.item() == 2
+    assert set(layer_frame(records, ["optimizer"]).layer) == {f"C{i}" for i in range(1, 8)}
+    text = provenance_markdown(chapter, records)
+    assert "profile smoke" in text and "2 seeds" in text and ":::{warning}" in text
+
+
+def test_chapter_rejects_bad_parameters(tmp_path):
+    with pytest.raises(ValueError, match="profile='fast'"):
+        Chapter(profile="fast")
+    with pytest.raises(ValueError, match="dataset='mnist'.*cifar10"):
+        Chapter(dataset="mnist")
+    with pytest.raises(ValueError, match="seeds=0"):
+        Chapter(seeds=0)
