@@ -7,6 +7,8 @@ from .experiments import (PROFILES, Chapter, layer_frame, mean_over_seeds, Profi
                           run_or_load, runs_frame, width_variant)
 from .models import BasicNet, VGG, conv_bn_layers, conv_parameter_count, feature_count, make_model, vgg
 from .optim import DEFAULT_LR, OPTIMIZERS, make_optimizer, simulate_weight
+from .prune import PruneReport, fine_tune, fold_bn, latency, layer_costs, prune_inactive, prune_or_load
+from .regularizers import explicit_penalty, l1l2_penalty, slimming_penalty
 from .sparsity import (activation_sparsity, feature_universality, gamma_masks, gamma_sparsity, total_percent,
                        zero_inactive)
 from .train import evaluate, load_model, train

@@ -1,7 +1,15 @@
-"""Explicit sparsity regularizers the book compares against (added to the task loss).
+"""Explicit filter sparsifiers the book compares Adam+L2 against (paper Sec. 5.2).
 
-- Network Slimming (Liu et al. 2017): s * sum over conv BN layers of |gamma|.
-- l1/l2 pseudo-norm on filters (Berthelier et al. 2020): see `l1l2_penalty`.
+Each method is a penalty added to the task loss during training (switched on through `RunConfig`)
+and a rule that picks the features to remove afterwards (`sparsity_lib.prune` removes them):
+
+- Network Slimming (Liu et al. 2017): penalty s * sum |gamma| over conv BN scales; prune the
+  globally smallest |gamma| (a percentile over all conv features); fine-tune.
+- Li et al. (2017): no penalty; rank each layer's filters by their L1 norm sum |W_f| and remove a
+  fixed fraction per layer (VGG-16-pruned-A on CIFAR-10: 50% of C1 and C8..C13); fine-tune.
+- l1/l2 pseudo-norm (Berthelier et al. 2020), our filter-level reading (see `l1l2_penalty`):
+  penalty lambda * sum over conv layers of ||n||_1 / ||n||_2, where n_f = ||W_f||_2 is the norm of
+  filter f; prune filters whose norm fell below a fraction of the layer's largest filter norm.
 """
 from __future__ import annotations
 
@@ -10,26 +18,114 @@ from torch import nn
 
 from .models import conv_bn_layers
 
+# Li et al. (2017), Table 2, "VGG-16-pruned-A" on CIFAR-10: fraction of filters removed per layer.
+LI_VGG16_A = {"C1": 0.5, **{f"C{i}": 0.5 for i in range(8, 14)}}
+L1L2_THRESHOLD = 1e-2  # a filter whose norm is < 1% of its layer's largest is considered zeroed
+
 
 def slimming_penalty(model: nn.Module, strength: float) -> torch.Tensor:
-    """Network Slimming's sparsity term: strength * sum_l sum_c |gamma_{l,c}| over conv BN layers."""
+    """Network Slimming's term: strength * sum_l sum_c |gamma_{l,c}| over conv BN layers.
+
+    Its (sub)gradient adds strength * sign(gamma) to each conv BN scale and nothing elsewhere.
+    """
     return strength * sum(bn.weight.abs().sum() for _, _, bn in conv_bn_layers(model))
 
 
+def filter_norms(conv: nn.Conv2d) -> torch.Tensor:
+    """n_f = ||W_f||_2 for each output filter f of `conv` (1-D, one entry per output channel)."""
+    return conv.weight.flatten(1).norm(dim=1)
+
+
+def layer_l1l2(conv: nn.Conv2d, eps: float = 1e-12) -> torch.Tensor:
+    """||n||_1 / ||n||_2 of a layer's filter norms n_f = ||W_f||_2: a number in [1, sqrt(F)] for F filters.
+
+    Equal to sum_f ||W_f||_2 / ||W||_F. It is 1 when a single filter is non-zero and sqrt(F) when all
+    filters have equal norm; multiplying W by any a > 0 leaves it unchanged (scale invariance).
+    """
+    norms = filter_norms(conv)
+    return norms.sum() / (norms.norm() + eps)
+
+
 def l1l2_penalty(model: nn.Module, strength: float, eps: float = 1e-12) -> torch.Tensor:
-    """strength * sum over conv filters f of ||W_f||_1 / ||W_f||_2 (filter = one output channel)."""
-    total = 0.0
-    for _, conv, _ in conv_bn_layers(model):
-        weights = conv.weight.flatten(1)
-        total = total + (weights.abs().sum(1) / (weights.norm(dim=1) + eps)).sum()
-    return strength * total
+    """strength * sum over conv layers l of ||n_l||_1 / ||n_l||_2, n_{l,f} = ||W_{l,f}||_2.
+
+    Our reading of Berthelier et al. (2020), whose body is not available here: the l1/l2 ratio is
+    taken over the vector of *filter norms* of each layer (a group ratio), which makes it
+    (a) filter-level: it is lowest when few filters carry all the norm, so it drives whole filters to
+    zero rather than single weights inside every filter (the per-filter ratio ||W_f||_1/||W_f||_2
+    would do the latter and can never remove a filter), and
+    (b) scale-invariant: R(aW) = R(W), so with BatchNorm after the conv (which makes the layer's output
+    independent of the scale of W) the penalty cannot be satisfied by shrinking all filters alike.
+    Gradient on filter f: W_f / n_f * (1/||n||_2 - ||n||_1 n_f / ||n||_2^3); it shrinks filters with
+    n_f < ||n||_2^2 / ||n||_1 and grows the others, and is orthogonal to W (w . grad = 0).
+    """
+    return strength * sum(layer_l1l2(conv, eps) for _, conv, _ in conv_bn_layers(model))
 
 
 def explicit_penalty(model: nn.Module, config) -> torch.Tensor | None:
-    """The sum of the explicit regularizers a RunConfig asks for, or None when it asks for none."""
+    """The sum of the explicit regularizers a RunConfig asks for, or None when it asks for none.
+
+    `config.slimming_l1` is Network Slimming's s; `config.l1l2` the l1/l2 pseudo-norm's lambda.
+    """
     terms = []
     if config.slimming_l1:
         terms.append(slimming_penalty(model, config.slimming_l1))
     if config.l1l2:
         terms.append(l1l2_penalty(model, config.l1l2))
     return sum(terms) if terms else None
+
+
+# ------------------------------------------------------------------ which features each method removes
+def _check_fraction(name: str, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ValueError(f"{name}={value!r} is invalid; allowed: a fraction in [0, 1)")
+
+
+@torch.no_grad()
+def slimming_masks(model: nn.Module, fraction: float) -> dict[str, torch.Tensor]:
+    """Network Slimming's global-percentile rule: mark the `fraction` of all conv features with the
+    smallest |gamma|, ranked across every layer together (Liu et al. 2017, Sec. 4)."""
+    _check_fraction("fraction", fraction)
+    layers = conv_bn_layers(model)
+    scales = torch.cat([bn.weight.detach().abs().cpu() for _, _, bn in layers])
+    count = int(round(fraction * scales.numel()))
+    marked = torch.zeros(scales.numel(), dtype=torch.bool)
+    marked[torch.argsort(scales, stable=True)[:count]] = True
+    masks, start = {}, 0
+    for name, conv, _ in layers:
+        masks[name] = marked[start:start + conv.out_channels]
+        start += conv.out_channels
+    return masks
+
+
+@torch.no_grad()
+def li_masks(model: nn.Module, fractions: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+    """Li et al. (2017): in each layer, mark the floor(fraction * F) filters with the smallest
+    L1 norm sum |W_f|. `fractions` maps layer names to fractions; default `LI_VGG16_A`."""
+    fractions = LI_VGG16_A if fractions is None else fractions
+    layers = conv_bn_layers(model)
+    names = [name for name, _, _ in layers]
+    unknown = sorted(set(fractions) - set(names))
+    if unknown:
+        raise ValueError(f"fractions names layer(s) {unknown} not in this model; allowed: {', '.join(names)}")
+    masks = {}
+    for name, conv, _ in layers:
+        fraction = fractions.get(name, 0.0)
+        _check_fraction(f"fractions[{name!r}]", fraction)
+        l1 = conv.weight.detach().abs().flatten(1).sum(1).cpu()
+        mask = torch.zeros(conv.out_channels, dtype=torch.bool)
+        mask[torch.argsort(l1, stable=True)[:int(fraction * conv.out_channels)]] = True
+        masks[name] = mask
+    return masks
+
+
+@torch.no_grad()
+def l1l2_masks(model: nn.Module, threshold: float = L1L2_THRESHOLD) -> dict[str, torch.Tensor]:
+    """Filters the l1/l2 penalty zeroed: ||W_f||_2 below `threshold` times the layer's largest."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold={threshold!r} is invalid; allowed: a number in (0, 1)")
+    masks = {}
+    for name, conv, _ in conv_bn_layers(model):
+        norms = filter_norms(conv).detach().cpu()
+        masks[name] = norms < threshold * norms.max()
+    return masks

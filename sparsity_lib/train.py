@@ -182,6 +182,9 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     """
     started = time.time()
     dev = pick_device(device)
+    # L2 drives dead filters' weights into subnormal floats, which slow CPU arithmetic ~5x;
+    # flushing them to zero changes nothing measurable (|values| < 1e-38) and is process-wide.
+    flush_denormal = torch.set_flush_denormal(True) if dev.type == "cpu" else False
     key = config_hash(config)
     train_data, test_data = load_splits(config, data_root)
     train_loader = make_loader(train_data, config.batch_size, train=True, device=dev, seed=config.seed)
@@ -264,6 +267,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": checkpoint is not None,
+            "flush_denormal": flush_denormal,
         },
     }
 
