@@ -6,9 +6,10 @@ PROFILE ?= cpu
 DATASET ?= auto
 CHAPTER ?= all
 FRESH ?= 0
+BACKEND ?= local
 BOOK_ARGS := --profile $(PROFILE) --dataset $(DATASET) --chapter $(CHAPTER) $(if $(filter 1,$(FRESH)),--fresh,)
 
-.PHONY: book test install clean-book
+.PHONY: book test install install-cluster clean-book
 
 install: $(VENV)/.installed
 
@@ -18,13 +19,21 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# Optional cluster backends (Ray, SLURM via submitit) for `make book BACKEND=ray|slurm`.
+install-cluster: $(VENV)/.cluster-installed
+
+$(VENV)/.cluster-installed: requirements-cluster.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-cluster.txt
+	touch $@
+
 # Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained),
 # then build the HTML site into _build/html.
 book: install
-	$(PY) -m sparsity_lib book $(BOOK_ARGS)
+	SPARSITY_BACKEND=$(BACKEND) $(PY) -m sparsity_lib book $(BOOK_ARGS)
 
-# The whole test suite, including executing every notebook with the smoke profile.
-test: install
+# The whole test suite, including executing every notebook with the smoke profile and the
+# Ray/submitit sweep tests (so the cluster extras are installed here too).
+test: install-cluster
 	$(PY) -m pytest -q tests
 
 clean-book:

@@ -44,6 +44,35 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="retrain even when the store has the run")
 
 
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """Where a sweep's missing configurations train (sparsity_lib.cluster); 'local' is this process."""
+    from .cluster import BACKENDS
+    group = parser.add_argument_group("cluster", "train the missing configurations as tasks on Ray or SLURM "
+                                                 "(needs: pip install -r requirements-cluster.txt)")
+    group.add_argument("--backend", default="local", choices=BACKENDS,
+                       help="local: one after another here (default); ray: Ray tasks; slurm: a submitit job array")
+    group.add_argument("--address", default=None,
+                       help="ray: cluster address ('auto', 'ray://head:10001'); default: $RAY_ADDRESS, "
+                            "else start a local Ray")
+    group.add_argument("--retries", type=int, default=2, help="ray/slurm: extra attempts of a failed task (default: 2)")
+    group.add_argument("--gpus", type=int, default=None,
+                       help="GPUs per task (default: ray 1 if the cluster has GPUs else 0; slurm 1)")
+    group.add_argument("--cpus", type=int, default=None, help="CPUs per task (default: ray 1, slurm 4)")
+    group.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
+    group.add_argument("--time", type=int, default=24 * 60, metavar="MINUTES",
+                       help="slurm: job time limit in minutes; a job that hits it is requeued and resumes "
+                            "(default: %(default)s)")
+    group.add_argument("--job-folder", default=None, help="slurm: submitit scripts and logs (default: STORE/slurm)")
+
+
+def backend_options(args) -> dict:
+    """The keyword arguments of `cluster.run_sweep` for the chosen backend, from the CLI flags."""
+    per_task = {"gpus_per_task": args.gpus, "cpus_per_task": args.cpus}
+    options = {"address": args.address} if args.backend == "ray" else {
+        "folder": args.job_folder, "partition": args.partition, "time_min": args.time}
+    return {**options, **{name: value for name, value in per_task.items() if value is not None}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sparsity_lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="swept field")
     sweep.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the profile's)")
     sweep.add_argument("--dry-run", action="store_true", help="list the configurations and whether they are stored")
+    add_cluster_options(sweep)
 
     book = commands.add_parser("book", help="execute the chapters with papermill and build the HTML book")
     book.add_argument("--profile", default="cpu", choices=list(PROFILES))
@@ -112,6 +142,29 @@ def run_configs(configs, args) -> list[dict]:
     return records
 
 
+def sweep_on_backend(configs, args) -> int:
+    """Train the missing configs on args.backend (sparsity_lib.cluster), print every record; exit code."""
+    from .cluster import SweepFailed, run_sweep
+    from .experiments import resolve_config
+    store = RunStore(args.store)
+    try:
+        # one task per fusable group only when fusion is asked for explicitly (a --fused flag, if any)
+        fused = "on" if getattr(args, "fused", "off") == "on" else "off"
+        run_sweep(configs, backend=args.backend, store=store, data_root=args.data_root, device=args.device,
+                  profile=args.profile, fresh=args.fresh, retries=args.retries, fused=fused, **backend_options(args))
+    except SweepFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as error:
+        if error.name not in ("ray", "submitit"):
+            raise
+        print(f"error: --backend {args.backend} needs {error.name}, which is not installed; allowed without it: "
+              f"--backend local (or pip install -r requirements-cluster.txt)", file=sys.stderr)
+        return 2
+    print_table([store.load(config_hash(resolve_config(config, args.data_root)[0])) for config in configs])
+    return 0
+
+
 def print_table(records) -> None:
     if not records:
         print("no runs")
@@ -154,6 +207,8 @@ def main(argv=None) -> int:
                     stored = store.record_path(config_hash(config)).exists()
                     print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
                 return 0
+            if args.backend != "local":
+                return sweep_on_backend(configs, args)
         print_table(run_configs(configs, args))
         return 0
     except (ValueError, FileNotFoundError) as error:

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,15 +229,25 @@ def make_config(profile: str = "paper", **fields) -> RunConfig:
 
 
 # ---------------------------------------------------------------------------------- run store
+def temporary_path(path: Path) -> Path:
+    """A fresh name beside `path` for a write-then-rename, unique across threads, processes and
+    hosts: a pid is not (containers and cluster nodes sharing one store reuse pids)."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file."""
+    """Write via a temporary file in the same folder and rename: readers never see half a file, and
+    concurrent writers of the same path (cluster workers finishing one config) never share one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "x") as handle:  # "x": never write into a file someone else created
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write failed
 
 
 @dataclass
@@ -269,9 +280,14 @@ class RunStore:
             if not all(k in record for k in RECORD_KEYS) or record["config_hash"] != key:
                 raise ValueError("missing fields or wrong hash")
             return record
+        except FileNotFoundError:  # another reader moved a corrupt record aside meanwhile
+            return None
         except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
             aside = path.with_suffix(".json.corrupt")
-            os.replace(path, aside)
+            try:
+                os.replace(path, aside)
+            except FileNotFoundError:  # another reader moved it aside first
+                pass
             warnings.warn(f"run store: record {path} is corrupt ({error}); moved to {aside.name}, will recompute")
             return None
 
@@ -384,6 +400,11 @@ class Chapter:
         if progress and missing:
             print(f"{len(configs) - missing} of {len(configs)} runs stored; training {missing} "
                   f"(profile {self.profile}, device {self.device_used})")
+        backend = os.environ.get("SPARSITY_BACKEND", "local")
+        if missing and backend != "local":  # e.g. `make book BACKEND=ray`: train missing runs on the cluster
+            from .cluster import run_sweep
+            run_sweep(configs, backend=backend, store=self.run_store, data_root=self.data_root,
+                      device=self.device, profile=self.profile, fresh=self.fresh, progress=progress)
         records = []
         for config in tqdm(configs, desc="runs", disable=not (progress and missing), leave=False):
             records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,

@@ -1,0 +1,197 @@
+"""Sweeps as tasks (sparsity_lib.cluster): a local Ray cluster and submitit's local executor train a
+smoke grid into one store, one config crashes once and resumes on retry, and nothing runs twice."""
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sparsity_lib.cli import main
+from sparsity_lib.cluster import SweepFailed, run_sweep, sweep_records
+from sparsity_lib.experiments import RunStore, config_hash, make_config
+from sparsity_lib.train import train
+
+GRID = {"optimizer": ("adam", "sgd"), "l2": (1e-4, 5e-4, 1e-3)}
+SMALL = {"dataset": "synthetic", "train_subset": 200, "test_subset": 100}  # smoke at half its images
+CLI_GRID = [*(arg for name, value in SMALL.items() for arg in ("--set", f"{name}={value}")),
+            "--grid", "optimizer=adam,sgd", "--grid", "l2=1e-4,5e-4,1e-3", "--seeds", "1"]
+
+
+def smoke_grid():
+    """The 6 configs that `sweep --profile smoke` + CLI_GRID builds (about a second each on a CPU)."""
+    return [make_config("smoke", **SMALL, optimizer=opt, l2=l2, seed=0)
+            for opt in GRID["optimizer"] for l2 in GRID["l2"]]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A Ray cluster of 2 CPUs on this machine, started as `run_sweep` starts one, shared by the tests."""
+    ray = pytest.importorskip("ray")
+    from sparsity_lib.cluster import start_ray
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RAY_ADDRESS", raising=False)  # never a cluster this machine happens to know
+        assert start_ray(address=None, local_cpus=2)
+    assert ray.cluster_resources()["CPU"] == 2
+    assert len(ray.nodes()) == 1  # this machine only
+    yield ray
+    ray.shutdown()
+
+
+class CrashOnce:
+    """A `train_fn` for the tasks: the real `train`, except that the first attempt at config `crash`
+    raises right after its first epoch's checkpoint (a worker dying mid-run), and `always` raises on
+    every attempt. Every finished training appends its hash to `folder/trained.log`."""
+
+    def __init__(self, folder, crash=None, always=None):
+        self.folder, self.crash, self.always = str(folder), crash, always
+
+    def __call__(self, config, **kwargs):
+        folder, key = Path(self.folder), config_hash(config)
+        if key == self.always:
+            raise RuntimeError(f"injected permanent failure of {key}")
+
+        def crash_after_first_epoch(epoch, entry):
+            marker = folder / "crashed"
+            if key == self.crash and not marker.exists():
+                marker.write_text(f"{key} epoch {epoch}\n")
+                raise RuntimeError(f"injected crash of {key} after epoch {epoch}")
+
+        record = train(config, callback=crash_after_first_epoch, **kwargs)
+        with open(folder / "trained.log", "a") as log:
+            log.write(key + "\n")
+        return record
+
+
+def ship_by_value():
+    """Workers cannot import this test module; pickle CrashOnce by value (Ray and submitit)."""
+    import importlib
+    for name in ("cloudpickle", "ray.cloudpickle"):  # submitit's pickler, Ray's vendored one
+        try:
+            importlib.import_module(name).register_pickle_by_value(sys.modules[__name__])
+        except ImportError:
+            pass
+
+
+def trained_log(folder: Path) -> Counter:
+    path = folder / "trained.log"
+    return Counter(path.read_text().split()) if path.exists() else Counter()
+
+
+def assert_sweep_landed_once(store: RunStore, configs, folder: Path, crashed: str) -> None:
+    """Every config trained to completion exactly once, its record whole, the crashed one resumed."""
+    keys = {config_hash(c) for c in configs}
+    assert (folder / "crashed").exists(), "the injected crash never happened"
+    assert trained_log(folder) == Counter(keys)  # each config finished once: no re-runs, none lost
+    assert {p.stem for p in store.root.glob("*.json")} == keys
+    assert not list(store.root.glob("*.corrupt")) and not list(store.root.glob("checkpoints/*.pt"))
+    for key in keys:
+        record = store.load(key)
+        assert record is not None and record["config_hash"] == key
+        assert len(record["history"]) == 2  # both smoke epochs, also for the run that crashed after one
+        assert record["provenance"]["resumed"] == (key == crashed)
+        assert store.weights_path(key).exists()
+
+
+def test_ray_sweep_retries_a_crash_and_never_reruns(local_ray, tmp_path, capsys):
+    ship_by_value()
+    configs = smoke_grid()
+    crashed = config_hash(configs[2])
+    store = RunStore(tmp_path / "store")
+    result = run_sweep(configs, backend="ray", store=store, retries=2, progress=False,
+                       train_fn=CrashOnce(tmp_path, crash=crashed))
+    assert sorted(result.trained) == sorted(config_hash(c) for c in configs) and not result.already_stored
+    assert_sweep_landed_once(store, configs, tmp_path, crashed)
+
+    # The same grid again, through the CLI: every config is stored, so no task runs and none retrains.
+    stamps = {p.name: p.stat().st_mtime_ns for p in store.root.glob("*.json")}
+    capsys.readouterr()  # drop Ray's own log lines
+    assert main(["sweep", "--profile", "smoke", "--store", str(store.root), *CLI_GRID, "--backend", "ray"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]  # the table: a header, then one row per config
+    assert sorted(row.split()[0] for row in rows) == sorted(config_hash(c) for c in configs)
+    assert {p.name: p.stat().st_mtime_ns for p in store.root.glob("*.json")} == stamps
+    assert trained_log(tmp_path) == Counter(config_hash(c) for c in configs)
+
+
+def test_ray_reports_the_config_that_fails_every_retry(local_ray, tmp_path):
+    ship_by_value()
+    good, bad = smoke_grid()[:2]
+    with pytest.raises(SweepFailed) as failed:
+        run_sweep([good, bad], backend="ray", store=tmp_path / "store", retries=1, progress=False,
+                  train_fn=CrashOnce(tmp_path, always=config_hash(bad)))
+    message = str(failed.value)
+    assert config_hash(bad) in message and bad.label() in message and "injected permanent failure" in message
+    assert config_hash(good) not in message
+    assert failed.value.result.trained == [config_hash(good)]
+    assert RunStore(tmp_path / "store").load(config_hash(bad)) is None
+
+
+def test_submitit_local_executor_runs_the_same_sweep(tmp_path):
+    pytest.importorskip("submitit")
+    ship_by_value()
+    configs = smoke_grid()
+    crashed = config_hash(configs[4])
+    store = RunStore(tmp_path / "store")
+    result = run_sweep(configs, backend="slurm", store=store, retries=2, progress=False, cluster="local",
+                       folder=tmp_path / "jobs", gpus_per_task=0, cpus_per_task=1, poll_s=0.5,
+                       train_fn=CrashOnce(tmp_path, crash=crashed))
+    assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
+    assert_sweep_landed_once(store, configs, tmp_path, crashed)
+    again = run_sweep(configs, backend="slurm", store=store, progress=False, cluster="local", folder=tmp_path / "jobs")
+    assert again.trained == [] and sorted(again.already_stored) == sorted(result.trained)
+    assert trained_log(tmp_path) == Counter(config_hash(c) for c in configs)
+
+
+def test_local_backend_retries_and_reports(tmp_path):
+    good, crashing, bad = smoke_grid()[:3]
+    store = RunStore(tmp_path / "store")
+    train_fn = CrashOnce(tmp_path, crash=config_hash(crashing), always=config_hash(bad))
+    with pytest.raises(SweepFailed) as failed:
+        run_sweep([good, crashing, bad, good], backend="local", store=store, retries=1, progress=False,
+                  train_fn=train_fn)
+    assert [config for config, _ in failed.value.result.failures] == [bad]
+    assert "injected permanent failure" in str(failed.value)
+    assert trained_log(tmp_path) == Counter([config_hash(good), config_hash(crashing)])  # the duplicate ran once
+    assert store.load(config_hash(crashing))["provenance"]["resumed"] is True
+    # The batch form a notebook uses: stored records come back in order, nothing trains again.
+    records = sweep_records([crashing, good], store=store, backend="local", progress=False, train_fn=train_fn)
+    assert [r["config_hash"] for r in records] == [config_hash(crashing), config_hash(good)]
+    assert trained_log(tmp_path) == Counter([config_hash(good), config_hash(crashing)])
+
+
+def test_unknown_backend_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match=r"backend='dask'.*local, ray, slurm"):
+        run_sweep(smoke_grid(), backend="dask", store=tmp_path)
+    monkeypatch.setenv("SPARSITY_BACKEND", "dask")  # what `make book BACKEND=...` sets for the notebooks
+    with pytest.raises(ValueError, match=r"backend='dask'"):
+        sweep_records(smoke_grid(), store=tmp_path)
+
+
+def test_cli_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if ray were not installed: `import ray` fails
+    code = main(["sweep", "--profile", "smoke", "--store", str(tmp_path), *CLI_GRID, "--backend", "ray"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ray" in err and "requirements-cluster.txt" in err and "--backend local" in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+@pytest.mark.skipif(shutil.which("sbatch") is not None, reason="this machine has SLURM")
+def test_slurm_backend_without_slurm_is_a_clear_error(tmp_path, capsys):
+    # submitit alone would quietly run every task at once on this machine instead
+    code = main(["sweep", "--profile", "smoke", "--store", str(tmp_path), *CLI_GRID, "--backend", "slurm"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "sbatch" in err and "--backend local" in err
+    assert not list(tmp_path.rglob("*.json")) and not (tmp_path / "slurm").exists()
+
+
+def test_fused_tasks_train_a_group_in_one_task(tmp_path):
+    pytest.importorskip("sparsity_lib.fused")
+    configs = smoke_grid()[:2]  # adam, L2 1e-4 and 5e-4: fusable (they differ only in L2)
+    result = run_sweep(configs, backend="local", store=tmp_path, fused="on", progress=False)
+    assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
+    records = [RunStore(tmp_path).load(config_hash(c)) for c in configs]
+    assert [r["provenance"]["fused_models"] for r in records] == [2, 2]  # trained together
+    with pytest.raises(ValueError, match="fused='maybe'.*off, on"):
+        run_sweep(configs, backend="local", store=tmp_path, fused="maybe")
