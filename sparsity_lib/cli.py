@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="swept field")
     sweep.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the profile's)")
     sweep.add_argument("--dry-run", action="store_true", help="list the configurations and whether they are stored")
+    sweep.add_argument("--fused", default="auto", choices=("auto", "on", "off"),
+                       help="train configs that differ only in optimizer hyperparameters/seed as one wide network: "
+                            "auto = on CUDA only (default), on = any device, off = never")
+    sweep.add_argument("--max-models", type=int, default=32, help="models per fused group (default: %(default)s)")
     add_cluster_options(sweep)
 
     book = commands.add_parser("book", help="execute the chapters with papermill and build the HTML book")
@@ -209,6 +213,12 @@ def main(argv=None) -> int:
                 return 0
             if args.backend != "local":
                 return sweep_on_backend(configs, args)
+            if args.fused != "off":
+                from .fused import run_or_load_group
+                print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
+                                              device=args.device, profile=args.profile, fresh=args.fresh,
+                                              fused=args.fused, max_models=args.max_models))
+                return 0
         print_table(run_configs(configs, args))
         return 0
     except (ValueError, FileNotFoundError) as error:

@@ -400,17 +400,31 @@ class Chapter:
         if progress and missing:
             print(f"{len(configs) - missing} of {len(configs)} runs stored; training {missing} "
                   f"(profile {self.profile}, device {self.device_used})")
-        backend = os.environ.get("SPARSITY_BACKEND", "local")
-        if missing and backend != "local":  # e.g. `make book BACKEND=ray`: train missing runs on the cluster
-            from .cluster import run_sweep
-            run_sweep(configs, backend=backend, store=self.run_store, data_root=self.data_root,
-                      device=self.device, profile=self.profile, fresh=self.fresh, progress=progress)
+        # Runs just trained by a cluster or the fused trainer are loaded, not retrained by `fresh`.
+        trained_elsewhere = bool(missing) and self._train_elsewhere(configs, progress)
         records = []
         for config in tqdm(configs, desc="runs", disable=not (progress and missing), leave=False):
             records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
                                        device=self.device, profile=self.profile, progress=progress,
-                                       fresh=self.fresh))
+                                       fresh=self.fresh and not trained_elsewhere))
         return records
+
+    def _train_elsewhere(self, configs: list[RunConfig], progress: bool) -> bool:
+        """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`) or as
+        fused groups ($SPARSITY_FUSED: auto = on CUDA only); False when neither applies."""
+        common = dict(store=self.run_store, data_root=self.data_root, device=self.device, profile=self.profile,
+                      fresh=self.fresh, progress=progress)
+        backend = os.environ.get("SPARSITY_BACKEND", "local")
+        if backend != "local":
+            from .cluster import run_sweep
+            run_sweep(configs, backend=backend, **common)
+            return True
+        fused = os.environ.get("SPARSITY_FUSED", "auto")
+        if fused == "on" or (fused == "auto" and self.device_used.startswith("cuda")):
+            from .fused import run_or_load_group
+            run_or_load_group(configs, fused=fused, **common)
+            return True
+        return False
 
     def describe(self, records: list[dict] | None = None) -> str:
         """'profile cpu · synthetic (16x16, 20,000 train images) · cpu · 1 seed': for captions."""
