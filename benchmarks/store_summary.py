@@ -1,0 +1,39 @@
+"""Summarize a run store for BENCHMARKS.md: one row per run with its wall time and headline numbers.
+
+    python benchmarks/store_summary.py --store results
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from sparsity_lib import RunStore, runs_frame  # noqa: E402
+
+
+def store_table(store: str) -> tuple[str, float]:
+    """Markdown table of every record in `store` and the total wall time in hours."""
+    records = RunStore(store).records()
+    frame = runs_frame(records)
+    frame["wall_s"] = [r["provenance"]["wall_time_s"] for r in records]
+    frame["device"] = [r["provenance"]["device"] for r in records]
+    frame["steps"] = [r["provenance"]["steps"] for r in records]
+    columns = ["config_hash", "model", "optimizer", "l2", "wd", "batch_size", "clutter", "width", "first_width",
+               "steps", "test_err", "sparsity_gamma", "sparsity_act", "device", "wall_s"]
+    table = frame[columns].sort_values(["model", "optimizer", "l2", "wd", "batch_size"])
+    return table.to_markdown(index=False, floatfmt=".4g"), frame["wall_s"].sum() / 3600
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--store", default="results")
+    args = parser.parse_args()
+    table, hours = store_table(args.store)
+    print(table)
+    print(f"\n{len(table.splitlines()) - 2} runs, {hours:.2f} h of wall time in all")
+
+
+if __name__ == "__main__":
+    main()
