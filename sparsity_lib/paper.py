@@ -100,6 +100,11 @@ def table5() -> pd.DataFrame:
                                        "sparsity_gamma"])
 
 
+def table9() -> pd.DataFrame:
+    """Table 9 (Sec. 5.2): VGG-11 on ImageNet with Adam, conv features pruned per mini-batch size."""
+    return pd.DataFrame({"batch_size": [60, 90], "features_pruned": [140, 71]})
+
+
 def table6() -> pd.DataFrame:
     """Table 6: network width variants (Adam, L2 1e-4, batch 40)."""
     return paper_table("table6")

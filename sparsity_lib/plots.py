@@ -44,6 +44,11 @@ def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], column
     return merged[[(column, side) for column in columns for side in ("paper", "ours")]]
 
 
+def verdict(holds: bool) -> str:
+    """The words printed after a claim check computed from the numbers."""
+    return "reproduced" if holds else "NOT reproduced at this scale"
+
+
 def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
     """A pandas Styler with a caption and fixed decimals (NaN shown as '–')."""
     return frame.style.format(precision=digits, na_rep="–").set_caption(caption)
@@ -238,15 +243,16 @@ def bn_distribution_evolution(records, layer: str = "C6", title: str | None = No
     return fig
 
 
-def universality_frame(records: dict, layers=None, gamma_threshold: float | None = 1e-3) -> pd.DataFrame:
+def universality_frame(records, layers=None, gamma_threshold: float | None = 1e-3) -> pd.DataFrame:
     """Per-feature universality (% of training images on which the feature fires, Sec. 3) from
-    `record["universality"]`, long form: setting, layer, feature, universality, dead. `records`: label -> record.
+    `record["universality"]`, long form: setting, layer, feature, universality, dead. `records`: a dict
+    label -> record, or (label, record) pairs (several seeds may share a label).
 
     Features with final |gamma| < `gamma_threshold` (from `record["bn"]`) are marked dead and given 0%:
     such a feature outputs the constant ReLU(beta), which the max-normalized measure would call 100%
     universal. None keeps the stored values as they are."""
     rows = []
-    for label, record in records.items():
+    for label, record in (records.items() if isinstance(records, dict) else records):
         for layer, values in record["universality"].items():
             if layers is not None and layer not in layers:
                 continue
