@@ -42,7 +42,5 @@ run_queue b <<'Q' &
 --optimizer adam --l2 1e-3 --bn-bias-init 1.0
 --optimizer adam --l2 1e-3 --beta-lr-scale 0.1
 --optimizer adadelta --l2 1e-3
---optimizer adam --l2 2e-3
---optimizer adam --l2 1e-3 --batch-size 80
 Q
 wait
