@@ -36,8 +36,8 @@ from .models import VGG, BasicNet, ConvBlock, conv_bn_layers
 from .optim import DEFAULT_LR, bn_param_groups
 from .regularizers import explicit_penalty
 from .sparsity import GAMMA_THRESHOLD, bn_parameters
-from .train import (MAX_EVALUATIONS, build_model, final_metrics, git_commit, iterations, load_checkpoint,
-                    load_splits, lr_factor, pick_device, save_checkpoint, snapshot_epochs)
+from .train import (MAX_EVALUATIONS, build_model, final_metrics, git_commit, iterations,
+                    load_splits, restore_checkpoint, lr_factor, pick_device, save_checkpoint, snapshot_epochs)
 from .train import train as train_single
 
 # Fields that may differ inside a fused group: they change only the initialization (seed, BN init),
@@ -585,12 +585,9 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
 
     state = {"epoch": 0, "step": 0, "histories": [[] for _ in members], "snapshots": [{} for _ in members],
              "elapsed": 0.0}
-    checkpoint = load_checkpoint(checkpoint_path, key)
-    if checkpoint is not None:
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng"])
-        state = checkpoint["state"]
+    saved = restore_checkpoint(checkpoint_path, key, net, optimizer)
+    if saved is not None:
+        state = saved
     else:
         for i, config in enumerate(members):
             if 0 in snapshots_at[i]:
@@ -664,7 +661,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
             "image_size": train_data.image_size, "steps": total_steps, "device": str(dev),
             "device_name": _device_name(dev), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": wall, "resumed": checkpoint is not None,
+            "wall_time_s": wall, "resumed": saved is not None,
             "fused_models": size,  # wall_time_s is the whole group's
         }
         results[i] = record

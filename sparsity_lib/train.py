@@ -133,6 +133,17 @@ def load_checkpoint(path: Path | None, key: str) -> dict | None:
         return None
 
 
+def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer) -> dict | None:
+    """Load model, optimizer and RNG from run `key`'s checkpoint; its saved loop state, or None."""
+    checkpoint = load_checkpoint(path, key)
+    if checkpoint is None:
+        return None
+    model.load_state_dict(checkpoint["model"])
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    torch.set_rng_state(checkpoint["rng"])
+    return checkpoint["state"]
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -202,12 +213,9 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     snapshots_at = snapshot_epochs(config, num_epochs)
 
     state = {"epoch": 0, "step": 0, "history": [], "snapshots": {}, "elapsed": 0.0}
-    checkpoint = load_checkpoint(checkpoint_path, key)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        torch.set_rng_state(checkpoint["rng"])
-        state = checkpoint["state"]
+    saved = restore_checkpoint(checkpoint_path, key, model, optimizer)
+    if saved is not None:
+        state = saved
     elif 0 in snapshots_at:
         state["snapshots"]["0"] = bn_parameters(model, config.snapshot_layers)
 
@@ -269,7 +277,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
             "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": checkpoint is not None,
+            "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": saved is not None,
             "flush_denormal": flush_denormal,
         },
     }
