@@ -10,7 +10,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from sparsity_lib import RunStore, runs_frame  # noqa: E402
+from sparsity_lib import RunConfig, RunStore, runs_frame  # noqa: E402
+
+# Fields shown together in one "other" column when they differ from the paper default.
+OTHER_FIELDS = ("activation", "bn_bias_init", "gamma_lr_scale", "beta_lr_scale", "slimming_l1", "l1l2", "image_size")
+
+
+def other_settings(config: dict) -> str:
+    """'slimming_l1=1e-05, image_size=32' for the OTHER_FIELDS that differ from RunConfig's defaults."""
+    default = RunConfig()
+    return ", ".join(f"{name}={config[name]:g}" if isinstance(config[name], float) else f"{name}={config[name]}"
+                     for name in OTHER_FIELDS if config.get(name, getattr(default, name)) != getattr(default, name))
 
 
 def store_table(store: str) -> tuple[str, float]:
@@ -20,8 +30,9 @@ def store_table(store: str) -> tuple[str, float]:
     frame["wall_s"] = [r["provenance"]["wall_time_s"] for r in records]
     frame["device"] = [r["provenance"]["device"] for r in records]
     frame["steps"] = [r["provenance"]["steps"] for r in records]
+    frame["other"] = [other_settings(r["config"]) for r in records]
     columns = ["config_hash", "model", "optimizer", "l2", "wd", "batch_size", "clutter", "width", "first_width",
-               "steps", "test_err", "sparsity_gamma", "sparsity_act", "device", "wall_s"]
+               "other", "steps", "test_err", "sparsity_gamma", "sparsity_act", "device", "wall_s"]
     table = frame[columns].sort_values(["model", "optimizer", "l2", "wd", "batch_size"])
     return table.to_markdown(index=False, floatfmt=".4g"), frame["wall_s"].sum() / 3600
 
