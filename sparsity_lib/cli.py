@@ -152,8 +152,8 @@ def sweep_on_backend(configs, args) -> int:
     from .experiments import resolve_config
     store = RunStore(args.store)
     try:
-        # one task per fusable group only when fusion is asked for explicitly (a --fused flag, if any)
-        fused = "on" if getattr(args, "fused", "off") == "on" else "off"
+        # one task per fusable group only when fusion is asked for explicitly (--fused on)
+        fused = "on" if args.fused == "on" else "off"
         run_sweep(configs, backend=args.backend, store=store, data_root=args.data_root, device=args.device,
                   profile=args.profile, fresh=args.fresh, retries=args.retries, fused=fused, **backend_options(args))
     except SweepFailed as error:

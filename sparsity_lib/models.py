@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 MODELS = ("basicnet", "vgg11", "vgg16", "vgg19")
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -37,6 +38,13 @@ def make_activation(activation: str = "relu", negative_slope: float = 0.01) -> n
     if activation == "relu":
         return nn.ReLU(inplace=True)
     return nn.LeakyReLU(negative_slope, inplace=True)
+
+
+def activate(act: nn.Module, values: torch.Tensor) -> torch.Tensor:
+    """`act` (ReLU or LeakyReLU) applied out of place: the modules are built with inplace=True."""
+    if isinstance(act, nn.LeakyReLU):
+        return F.leaky_relu(values, act.negative_slope)
+    return F.relu(values)
 
 
 class ConvBlock(nn.Module):

@@ -34,9 +34,9 @@ from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ConvBlock, conv_bn_layers
+from .models import ConvBlock, activate, conv_bn_layers
 from .regularizers import l1l2_masks, li_masks, slimming_masks
-from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD, activation_masks, pooled_activations
+from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD, activation_masks, gamma_masks, pooled_activations
 
 CRITERIA = ("gamma", "activation")
 # How a removed feature is replaced in the reference model (and hence which constant is folded):
@@ -67,13 +67,6 @@ def _blocks(model: nn.Module) -> list[ConvBlock]:
     return [m for m in model.features if isinstance(m, ConvBlock)]
 
 
-def _activation(block: ConvBlock, values: torch.Tensor) -> torch.Tensor:
-    """The block's activation applied out of place (the modules are built with inplace=True)."""
-    if isinstance(block.act, nn.LeakyReLU):
-        return F.leaky_relu(values, block.act.negative_slope)
-    return F.relu(values)
-
-
 # ----------------------------------------------------------------------------- what gets removed
 def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | None = None,
                loader=None) -> dict[str, torch.Tensor]:
@@ -85,8 +78,7 @@ def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | No
     if criterion not in CRITERIA:
         raise ValueError(f"criterion={criterion!r} is not supported; allowed values: {', '.join(CRITERIA)}")
     if criterion == "gamma":
-        limit = GAMMA_THRESHOLD if threshold is None else threshold
-        return {name: bn.weight.detach().abs().cpu() < limit for name, _, bn in conv_bn_layers(model)}
+        return gamma_masks(model, GAMMA_THRESHOLD if threshold is None else threshold)
     if loader is None:
         raise ValueError("loader=None is not allowed with criterion='activation'; pass the training-set loader")
     limit = ACTIVATION_THRESHOLD if threshold is None else threshold
@@ -206,7 +198,7 @@ def prune_features(model: nn.Module, masks: dict[str, torch.Tensor], removal: st
     keeps, sents, fully_dead, folded = [], [], [], 0
     for index, (name, block) in enumerate(zip(names, blocks)):
         mask = masks.get(name, torch.zeros(block.conv.out_channels, dtype=torch.bool)).cpu().bool()
-        emitted = _activation(block, constants[name])
+        emitted = activate(block.act, constants[name])
         is_last = index == len(blocks) - 1
         keep, sent, carrier = _plan_layer(mask, emitted, borders == "carry" and not is_last)
         if not (~mask).any():

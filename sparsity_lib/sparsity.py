@@ -13,9 +13,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .models import activation_fn, conv_bn_layers
+from .models import activate, activation_fn, conv_bn_layers
 
 GAMMA_THRESHOLD = 1e-3
 ACTIVATION_THRESHOLD = 1e-12
@@ -51,13 +50,11 @@ def pooled_activations(model: nn.Module, loader) -> dict[str, torch.Tensor]:
     """
     layers = conv_bn_layers(model)
     act = activation_fn(model)
-    slope = getattr(act, "negative_slope", None)
     collected: dict[str, list[torch.Tensor]] = {name: [] for name, _, _ in layers}
 
     def hook_for(name):
         def hook(_module, _inputs, output):
-            out = output.clamp_min(0) if slope is None else F.leaky_relu(output, slope)
-            collected[name].append(out.abs().amax(dim=(2, 3)).float().cpu())
+            collected[name].append(activate(act, output).abs().amax(dim=(2, 3)).float().cpu())
         return hook
 
     handles = [bn.register_forward_hook(hook_for(name)) for name, _, bn in layers]
