@@ -8,10 +8,14 @@ milliseconds per optimizer step, images/s per model and in total, the ratio of t
 and the achieved TFLOP/s (FLOPs of a plain model's training step, counted by
 `torch.utils.flop_counter`) against a dense matmul peak measured on the same device (bf16 on CUDA,
 fp32 on CPU). Prints a Markdown table, then (full mode) the GPU-hours projected for the paper's
-Table 1 protocol.
+Table 1 protocol from the measured step times, and always the compute floor: the hours Table 1 needs
+at 100% of the measured peak. `--profile-steps K` adds torch.profiler evidence for row (a) and the
+largest fused N: the busiest operators and, on CUDA, kernels launched per step and the fraction of
+the wall time the GPU spent in kernels (what bounds a launch-bound loop).
 
     python benchmarks/bench_train.py --device cuda            # BasicNet 64-1x, 32x32 (paper size)
     python benchmarks/bench_train.py --small                  # a small CPU version (testable anywhere)
+    python benchmarks/bench_train.py --device cuda --profile-steps 20   # plus profiler evidence
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch.nn import functional as F
@@ -31,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from sparsity_lib import RunConfig, load_dataset, make_loader  # noqa: E402
 from sparsity_lib.fused import FusedLoader, FusedNet, FusedOptimizer, train_step  # noqa: E402
 from sparsity_lib.train import build_model, build_optimizer, pick_device  # noqa: E402
+from sparsity_lib.train import train_step as train_single_step  # noqa: E402
 
 # Paper protocol (Sec. 2.1, TABLES.md): CIFAR 50,000 training images, batch 40, 325 epochs.
 PAPER_STEPS = math.ceil(50_000 / 40) * 325  # 406,250 optimizer steps per run
@@ -56,9 +62,11 @@ def parse_args(argv=None):
                         help="training images held on the device (default 10000; --small 2000)")
     parser.add_argument("--dataset", default="synthetic", help="synthetic (offline) or cifar10 (needs --data-root)")
     parser.add_argument("--data-root", default=None)
-    parser.add_argument("--amp", action="store_true", help="fused rows: bf16 autocast (CUDA)")
-    parser.add_argument("--channels-last", action="store_true", help="fused rows: NHWC activations (CUDA)")
+    parser.add_argument("--amp", action="store_true", help="fused rows: bf16 autocast")
+    parser.add_argument("--channels-last", action="store_true", help="fused rows: NHWC activations")
     parser.add_argument("--compile", action="store_true", help="fused rows: torch.compile the fused forward")
+    parser.add_argument("--profile-steps", type=int, default=0,
+                        help="profile this many steps of row (a) and of the largest fused N (default 0: off)")
     parser.add_argument("--output", default=None, help="also write the report (Markdown) to this file")
     args = parser.parse_args(argv)
     args.fused = args.fused or ([1, 2, 4] if args.small else [1, 4, 16, 32, 64])
@@ -146,37 +154,61 @@ def time_steps(step, batches, device, warmup: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def single_row(config, data, device, loader, args) -> float:
-    """Seconds per step of the single-model loop of `train.train` fed by `loader`."""
+def single_loop(config, data, device, loader):
+    """(step, batches) of the single-model loop of `train.train` fed by `loader`."""
     model = build_model(config, data.num_classes, data.image_size).to(device)
     optimizer = build_optimizer(config, model)
     model.train()
 
     def step(batch):
         x, y = batch
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_single_step(model, optimizer, x.to(device, non_blocking=True), y.to(device, non_blocking=True))
 
-    return time_steps(step, endless(loader), device, args.warmup, args.steps)
+    return step, endless(loader)
 
 
-def fused_row(config, data, device, models: int, args) -> float:
-    """Seconds per step of `models` fused models (each on its own batch of `config.batch_size`)."""
+def fused_loop(config, data, device, models: int, args):
+    """(step, batches) of `models` fused models (each on its own batch of `config.batch_size`)."""
     configs = [config.replace(seed=i, l2=config.l2 * (1 + i)) for i in range(models)]
     net = FusedNet([build_model(c, data.num_classes, data.image_size) for c in configs],
-                   channels_last=args.channels_last and device.type == "cuda").to(device)
+                   channels_last=args.channels_last).to(device)
     optimizer = FusedOptimizer(net, configs)
     forward = torch.compile(net) if args.compile else None
     loader = FusedLoader(data, config.batch_size, [c.seed for c in configs], device=device)
-    amp = args.amp and device.type == "cuda"
 
     def step(batch):
-        train_step(net, optimizer, *batch, forward=forward, amp=amp)
+        train_step(net, optimizer, *batch, forward=forward, amp=args.amp)
 
-    return time_steps(step, endless(loader), device, args.warmup, args.steps)
+    return step, endless(loader)
+
+
+def profile_loop(label, loop, device, warmup: int, steps: int, step_ms: float, top: int = 12) -> list[str]:
+    """torch.profiler over `steps` steps of `loop` = (step, batches): the busiest operators, and on
+    CUDA the kernels launched per step and the GPU's busy time per step against `step_ms`, the step
+    time measured without the profiler (whose per-op overhead would inflate the wall time)."""
+    from torch.profiler import ProfilerActivity, profile
+    step, batches = loop
+    for _ in range(warmup):
+        step(next(batches))
+    sync(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step(next(batches))
+        sync(device)
+    events = prof.key_averages()
+    sort_by = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    lines = [f"#### Profile: {label}, {steps} steps", ""]
+    if device.type == "cuda":
+        kernels = [e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        # kernels, memcpy and memset on the GPU; overlapping streams would count twice (an upper bound)
+        busy_us = sum(e.time_range.elapsed_us() for e in kernels)
+        busy_ms = busy_us / steps / 1e3
+        lines.append(f"{len(kernels) / steps:.0f} GPU kernels and copies per step; GPU busy {busy_ms:.2f} ms "
+                     f"of the {step_ms:.2f} ms step measured without the profiler ({100 * busy_ms / step_ms:.0f}%)")
+        lines.append("")
+    lines += ["```", events.table(sort_by=sort_by, row_limit=top, max_name_column_width=48), "```"]
+    return lines
 
 
 def measure(label, models, run, device, batch):
@@ -208,6 +240,15 @@ def table(rows, flops_per_image: float, peak: float) -> list[str]:
                      f"{row['total']:.0f} | {row['total'] / base:.2f}x | {tflops:.3f} | {100 * tflops / peak:.1f} | "
                      f"{memory} |")
     return lines
+
+
+def compute_floor(paper_flops_per_image: float, peak: float, unit: str) -> str:
+    """Hours Table 1 needs at 100% of `peak` (TFLOP/s): a floor no loop can beat on this device."""
+    runs = TABLE1_DATASETS * sum(TABLE1_SETS.values())
+    flops = runs * PAPER_STEPS * 40 * paper_flops_per_image
+    return (f"Compute floor for Table 1 ({runs} runs x {PAPER_STEPS:,} steps x 40 images x "
+            f"{paper_flops_per_image / 1e9:.2f} GFLOP per image of BasicNet 64-1x at 32x32 = {flops:.3g} FLOP): "
+            f"{flops / (peak * 1e12) / 3600:,.1f} {unit}-hours at 100% of the measured peak {peak:.3g} TFLOP/s")
 
 
 def projection(rows, unit: str = "GPU") -> list[str]:
@@ -254,14 +295,16 @@ def main(argv=None) -> int:
     naive_loader = torch.utils.data.DataLoader(PerImageDataset(data), config.batch_size, shuffle=True,
                                                num_workers=workers, pin_memory=device.type == "cuda",
                                                persistent_workers=workers > 0, drop_last=True)
-    rows.append(measure("naive DataLoader", 1, lambda: single_row(config, data, device, naive_loader, args),
+    timed = lambda loop: time_steps(*loop, device, args.warmup, args.steps)  # noqa: E731
+    rows.append(measure("naive DataLoader", 1, lambda: timed(single_loop(config, data, device, naive_loader)),
                         device, config.batch_size))
     resident = make_loader(data, config.batch_size, train=True, device=device)
-    rows.append(measure("GPU-resident data", 1, lambda: single_row(config, data, device, resident, args),
+    rows.append(measure("GPU-resident data", 1, lambda: timed(single_loop(config, data, device, resident)),
                         device, config.batch_size))
     for models in args.fused:
-        rows.append(measure(f"fused N={models}", models, lambda m=models: fused_row(config, data, device, m, args),
-                            device, config.batch_size))
+        rows.append(measure(f"fused N={models}", models,
+                            lambda m=models: timed(fused_loop(config, data, device, m, args)), device,
+                            config.batch_size))
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")
     options = [flag for flag, on in (("amp bf16", args.amp), ("channels_last", args.channels_last),
@@ -275,8 +318,19 @@ def main(argv=None) -> int:
               f"training FLOPs per image: {flops_per_image / 1e9:.3f} GFLOP; peak: {peak:.3g} TFLOP/s "
               f"({peak_how}, measured)", ""]
     report += table(rows, flops_per_image, peak)
+    unit = "GPU" if device.type == "cuda" else "CPU"
     if not args.small and any(r["label"].startswith("fused") and not r["oom"] for r in rows):
-        report += [""] + projection(rows, "GPU" if device.type == "cuda" else "CPU")
+        report += [""] + projection(rows, unit)
+    paper_config = RunConfig(dataset="cifar10", image_size=32, batch_size=40)
+    paper_flops = train_step_flops(paper_config, SimpleNamespace(num_classes=10, image_size=32)) / 40
+    report += ["", compute_floor(paper_flops, peak, unit)]
+    if args.profile_steps:
+        largest = max(r["models"] for r in rows if r["label"].startswith("fused") and not r["oom"])
+        step_ms = {r["label"]: r["ms"] for r in rows if not r["oom"]}
+        report += [""] + profile_loop("naive DataLoader", single_loop(config, data, device, naive_loader), device,
+                                      args.warmup, args.profile_steps, step_ms["naive DataLoader"])
+        report += [""] + profile_loop(f"fused N={largest}", fused_loop(config, data, device, largest, args), device,
+                                      args.warmup, args.profile_steps, step_ms[f"fused N={largest}"])
     text = "\n".join(report)
     print(text)
     if args.output:

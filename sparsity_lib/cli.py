@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train configs that differ only in optimizer hyperparameters/seed as one wide network: "
                             "auto = on CUDA only (default), on = any device, off = never")
     sweep.add_argument("--max-models", type=int, default=32, help="models per fused group (default: %(default)s)")
+    sweep.add_argument("--amp", action="store_true", help="fused groups: bf16 autocast forward (recorded per run)")
+    sweep.add_argument("--channels-last", action="store_true", help="fused groups: NHWC activations")
+    sweep.add_argument("--compile", action="store_true", help="fused groups: torch.compile the fused forward")
     add_cluster_options(sweep)
 
     book = commands.add_parser("book", help="execute the chapters with papermill and build the HTML book")
@@ -217,7 +220,8 @@ def main(argv=None) -> int:
                 from .fused import run_or_load_group
                 print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
                                               device=args.device, profile=args.profile, fresh=args.fresh,
-                                              fused=args.fused, max_models=args.max_models))
+                                              fused=args.fused, max_models=args.max_models, amp=args.amp,
+                                              channels_last=args.channels_last, compile=args.compile))
                 return 0
         print_table(run_configs(configs, args))
         return 0

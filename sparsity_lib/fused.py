@@ -519,7 +519,7 @@ def train_step(net: FusedNet, optimizer: FusedOptimizer, x: torch.Tensor, y: tor
     x: (B, N*C, H, W) from `FusedLoader`; y: (N, B). Each model's loss is its mean cross-entropy
     (plus its explicit regularizer from `penalty`), and the sum over models is differentiated, so each
     model receives exactly the gradient of its own loss. `forward` replaces `net` (e.g. a
-    `torch.compile`d net); `amp` runs it under bf16 autocast on CUDA.
+    `torch.compile`d net); `amp` runs it under bf16 autocast (CUDA or CPU).
     """
     dtype = next(net.parameters()).dtype  # float32; float64 when tests set torch's default dtype
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
@@ -547,10 +547,11 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     `train.lr_factor`, so its record matches its single run up to float rounding. The checkpoint at
     `checkpoint_path` holds the whole group (keyed by `group_key`); a restarted call resumes exactly.
     `weights_paths[i]` receives model i's final plain state dict. `callback(epoch, entries)` gets
-    the per-model history entries after each epoch. CUDA options (not used on CPU): `amp` runs the
+    the per-model history entries after each epoch. Speed options, on any device: `amp` runs the
     forward pass under bf16 autocast, `channels_last` uses NHWC activations, `compile` wraps the
-    fused forward in `torch.compile`; all three are off by default because they change the numbers
-    (at the level of run-to-run noise, to be checked per GPU with benchmarks/bench_train.py).
+    fused forward in `torch.compile`. They are off by default because they change the float rounding;
+    `benchmarks/bench_precision.py` measures whether that moves results beyond seed-to-seed noise.
+    Each record's provenance names the options it was trained with.
     """
     started = time.time()
     configs = list(configs)
@@ -573,11 +574,10 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     train_eval_loader = make_loader(train_data, 500, train=False, device=dev)
     test_loader = make_loader(test_data, 500, train=False, device=dev)
     models = [build_model(c, train_data.num_classes, train_data.image_size) for c in members]
-    net = FusedNet(models, channels_last=channels_last and dev.type == "cuda").to(dev)
+    net = FusedNet(models, channels_last=channels_last).to(dev)
     optimizer = FusedOptimizer(net, members)
     penalty = FusedPenalty(net, members)
     forward = torch.compile(net) if compile else net
-    use_amp = amp and dev.type == "cuda"
     total_steps, drops = iterations(first, len(train_data))
     num_epochs = math.ceil(total_steps / len(loader))
     eval_every = max(1, num_epochs // MAX_EVALUATIONS)
@@ -608,7 +608,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
             if state["step"] >= total_steps:
                 break
             losses, errors = train_step(net, optimizer, x, y, lr_factor(state["step"], drops), penalty=penalty,
-                                        forward=forward, amp=use_amp)
+                                        forward=forward, amp=amp)
             loss_sum += losses * y.shape[1]
             wrong += errors
             seen += y.shape[1]
@@ -663,6 +663,8 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
             "commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": wall, "resumed": saved is not None,
             "fused_models": size,  # wall_time_s is the whole group's
+            "precision": "bf16 autocast" if amp else str(next(net.parameters()).dtype).replace("torch.", ""),
+            "channels_last": channels_last, "compiled": compile,
         }
         results[i] = record
     return results
@@ -675,12 +677,14 @@ def group_checkpoint_path(store: RunStore, configs) -> Path:
 
 def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, data_root=None, device: str = "auto",
                       profile: str = "", progress: bool = True, fresh: bool = False, fused: str = "auto",
-                      max_models: int = 32) -> list[dict]:
+                      max_models: int = 32, amp: bool = False, channels_last: bool = False,
+                      compile: bool = False) -> list[dict]:
     """Records of `configs` (in order): stored ones loaded, missing ones trained in fused groups and stored.
 
     fused: 'auto' fuses groups of two or more on CUDA only (on CPU a grouped conv is not faster than
     separate runs), 'on' fuses whenever `can_fuse` allows (any device), 'off' trains one run at a
     time with `train.train`. Each finished record is written exactly as `run_or_load` writes it.
+    `amp`, `channels_last` and `compile` are `train_group`'s speed options (fused groups only).
     """
     if fused not in FUSED_MODES:
         raise ValueError(f"fused={fused!r} is not supported; allowed values: {', '.join(FUSED_MODES)}")
@@ -689,13 +693,17 @@ def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, da
     found = {} if fresh else {config_hash(c): store.load(config_hash(c)) for c in resolved}
     missing = list({config_hash(c): c for c in resolved if found.get(config_hash(c)) is None}.values())
     fuse_here = fused == "on" or (fused == "auto" and pick_device(device).type == "cuda")
+    speed = {"amp": amp, "channels_last": channels_last, "compile": compile}
+    if any(speed.values()) and not fuse_here:
+        raise ValueError(f"{', '.join(k for k, v in speed.items() if v)}: options of the fused trainer, which "
+                         f"fused={fused!r} does not use here; pass fused='on' (or 'auto' on CUDA)")
     groups = fusable_groups(missing, max_models) if fuse_here else [[c] for c in missing]
     for group in groups:
-        if len(group) > 1:
+        if len(group) > 1 or (any(speed.values()) and can_fuse(group)[0]):
             checkpoint = group_checkpoint_path(store, group)
             records = train_group(group, data_root=data_root, device=device, checkpoint_path=checkpoint,
                                   weights_paths=[store.weights_path(config_hash(c)) for c in group],
-                                  progress=progress)
+                                  progress=progress, **speed)
         else:
             checkpoint = store.checkpoint_path(config_hash(group[0]))
             records = [train_single(group[0], data_root=data_root, device=device, checkpoint_path=checkpoint,

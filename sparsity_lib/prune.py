@@ -30,7 +30,6 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -428,7 +427,7 @@ def fine_tune(model: nn.Module, config, steps: int, *, lr_scale: float = 0.1, da
     """
     from .data import make_loader
     from .optim import DEFAULT_LR
-    from .train import build_optimizer, load_splits, pick_device, set_lr
+    from .train import build_optimizer, load_splits, pick_device, set_lr, train_step
 
     if steps < 0:
         raise ValueError(f"steps={steps!r} is invalid; allowed: an integer >= 0")
@@ -446,13 +445,10 @@ def fine_tune(model: nn.Module, config, steps: int, *, lr_scale: float = 0.1, da
     while step < steps:
         loader.set_epoch(epoch)
         for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, _ = train_step(model, optimizer, x, y)
             step += 1
             if step % every == 0 or step == steps:
-                history.append({"step": step, "train_loss": float(loss.detach())})
+                history.append({"step": step, "train_loss": float(loss)})
             if step >= steps:
                 break
         epoch += 1

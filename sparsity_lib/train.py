@@ -188,6 +188,19 @@ def final_metrics(model, config, train_eval_loader, test_loader, train_loss, tra
     return final, universality
 
 
+def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on the batch (x, y): cross-entropy plus `config`'s explicit penalty (none
+    without a config); returns the detached (mean loss, logits)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    penalty = explicit_penalty(model, config) if config is not None else None
+    optimizer.zero_grad(set_to_none=True)
+    (loss if penalty is None else loss + penalty).backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint_path=None, weights_path=None,
           checkpoint_every: int = 1, progress: bool = True, callback=None) -> dict:
     """Train one config and return its record (config, history, final metrics, snapshots, provenance).
@@ -233,14 +246,9 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             if state["step"] >= total_steps:
                 break
             set_lr(optimizer, base_lr, lr_factor(state["step"], drops))
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            penalty = explicit_penalty(model, config)
-            optimizer.zero_grad(set_to_none=True)
-            (loss if penalty is None else loss + penalty).backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            wrong += (logits.detach().argmax(1) != y).sum()
+            loss, logits = train_step(model, optimizer, x, y, config)
+            loss_sum += loss * len(y)
+            wrong += (logits.argmax(1) != y).sum()
             seen += len(y)
             state["step"] += 1
             bar.update(1)

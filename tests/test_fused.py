@@ -6,13 +6,16 @@ CPU threads (measured on this config at 16x16 images), so float32 can only be co
 In float64 the rounding noise is ~1e-16 and the fused and single runs agree to ~1e-9 after hundreds
 of steps, which a wrong L2/WD/lr/BN/data-order detail would break by orders of magnitude.
 """
+import copy
 import importlib
 import importlib.util
 import math
+import re
 from pathlib import Path
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from sparsity_lib import RunConfig, RunStore, config_hash, gamma_sparsity, make_loader, train
 from sparsity_lib.data import load_dataset
@@ -69,7 +72,8 @@ def assert_records_match(fused, single, rtol, atol, err_atol=None):
     err_atol = atol if err_atol is None else err_atol
     assert fused.keys() == single.keys()
     assert fused["config_hash"] == single["config_hash"] and fused["config"] == single["config"]
-    assert set(fused["provenance"]) - set(single["provenance"]) == {"fused_models"}
+    assert set(fused["provenance"]) - set(single["provenance"]) == {"fused_models", "precision", "channels_last",
+                                                                     "compiled"}
     assert [e.keys() for e in fused["history"]] == [e.keys() for e in single["history"]]
     assert [e["step"] for e in fused["history"]] == [e["step"] for e in single["history"]]
     assert [e["lr"] for e in fused["history"]] == [e["lr"] for e in single["history"]]
@@ -198,6 +202,81 @@ def test_fused_forward_is_n_separate_forwards_and_unfuse_round_trips(fields):
     assert _inactive_gamma(net)[1]["C3"] == 3
 
 
+def one_step(models, configs, x, y, **options):
+    """A FusedNet of copies of `models` after one `train_step` on (x, y): (net, per-model losses)."""
+    net = FusedNet([copy.deepcopy(m) for m in models], channels_last=options.pop("channels_last", False))
+    losses, _ = fused_module.train_step(net, FusedOptimizer(net, configs), x, y, **options)
+    return net, losses
+
+
+def gradient_pairs(reference: FusedNet, other: FusedNet):
+    """(name, reference grad, other grad), skipping biases that feed a BatchNorm (their true gradient is 0)."""
+    for (name, a), (_, b) in zip(reference.named_parameters(), other.named_parameters()):
+        if a.grad.norm() > 1e-6:
+            yield name, a.grad.flatten(), b.grad.flatten()
+
+
+def test_channels_last_and_bf16_autocast_steps_track_the_fp32_step():
+    """channels_last changes only the memory layout: same losses and gradients to float32 rounding.
+    bf16 autocast rounds activations to 8 mantissa bits: losses within 1%, gradients pointing the same
+    way (cosine > 0.8; measured 0.91-0.99 per tensor here), where a broken cast would give ~0.
+    SGD, whose step is linear in the gradient (Adam's first step is sign(g): tiny gradients may flip)."""
+    configs = [TINY.replace(seed=s, l2=1e-3, optimizer="sgd") for s in range(3)]
+    models = [build_model(c, 10, TINY.image_size) for c in configs]
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 9, 8, 8, generator=generator), torch.randint(0, 10, (3, 40), generator=generator)
+    reference, losses = one_step(models, configs, x, y)
+    nhwc, nhwc_losses = one_step(models, configs, x, y, channels_last=True)
+    torch.testing.assert_close(nhwc_losses, losses, rtol=1e-5, atol=1e-6)
+    for name, want, got in gradient_pairs(reference, nhwc):
+        assert (got - want).norm() / want.norm() < 1e-4, name
+    for name, param in reference.named_parameters():  # the optimizer step on top
+        torch.testing.assert_close(nhwc.get_parameter(name), param, rtol=1e-5, atol=1e-6)
+    for channels_last in (False, True):
+        bf16, bf16_losses = one_step(models, configs, x, y, amp=True, channels_last=channels_last)
+        assert bf16_losses.dtype == torch.float32
+        torch.testing.assert_close(bf16_losses, losses, rtol=1e-2, atol=0)
+        for name, want, got in gradient_pairs(reference, bf16):
+            assert F.cosine_similarity(got, want, dim=0) > 0.8, name
+
+
+def test_compiled_forward_matches_eager_in_float64():
+    """`torch.compile` of the fused forward (inductor; a C++ compiler on CPU) changes no number beyond
+    float64 rounding over a few optimizer steps, BatchNorm running statistics included (SGD: its step
+    is linear in the gradient, where Adam's first steps are sign(g) and flip on gradients ~1e-17)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        configs = [TINY.replace(seed=s, l2=1e-3, optimizer="sgd") for s in range(2)]
+        models = [build_model(c, 10, TINY.image_size) for c in configs]
+        nets = [FusedNet([copy.deepcopy(m) for m in models]) for _ in range(2)]
+        optimizers = [FusedOptimizer(net, configs) for net in nets]
+        compiled = torch.compile(nets[1])
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            x, y = torch.randn(40, 6, 8, 8, generator=generator), torch.randint(0, 10, (2, 40), generator=generator)
+            eager, _ = fused_module.train_step(nets[0], optimizers[0], x, y)
+            fast, _ = fused_module.train_step(nets[1], optimizers[1], x, y, forward=compiled)
+            torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+        for (name, want), (_, got) in zip(nets[0].state_dict().items(), nets[1].state_dict().items()):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=lambda text, name=name: f"{name}: {text}")
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_speed_options_are_recorded_and_need_the_fused_trainer(tmp_path):
+    config = TINY.replace(epochs=1, lr_drops=(), snapshot_count=0)
+    [record] = run_or_load_group([config], store=tmp_path, device="cpu", progress=False, fused="on", amp=True,
+                                 channels_last=True)
+    provenance = record["provenance"]
+    assert (provenance["precision"], provenance["channels_last"], provenance["compiled"]) == ("bf16 autocast", True,
+                                                                                              False)
+    stored = RunStore(tmp_path).load(config_hash(config))
+    assert provenance["fused_models"] == 1 and stored["provenance"] == provenance and stored["final"] == record["final"]
+    with pytest.raises(ValueError, match="amp: options of the fused trainer.*fused='off'"):
+        run_or_load_group([config.replace(seed=9)], store=tmp_path, device="cpu", fused="off", amp=True)
+
+
 def test_can_fuse_names_the_reason():
     assert can_fuse([TINY, TINY.replace(seed=1, l2=1e-3, wd=1e-3)]) == (True, "")
     ok, why = can_fuse([TINY, TINY.replace(width=0.125)])
@@ -264,8 +343,18 @@ def test_bench_script_runs_small(capsys):
     spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--small", "--steps", "3", "--warmup", "1", "--fused", "1", "2", "--train-images", "200"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert bench.main(["--small", "--steps", "3", "--warmup", "1", "--fused", "1", "2", "--train-images", "200",
+                       "--profile-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
     for label in ("naive DataLoader", "GPU-resident data", "fused N=1", "fused N=2"):
         row = next(line for line in lines if line.startswith(f"| {label} |"))
         assert float(row.split("|")[3]) > 0  # ms/step
+    # the compute floor: FLOP / peak, with the numbers it prints
+    floor = next(line for line in lines if line.startswith("Compute floor for Table 1"))
+    flop = float(re.search(r"= ([0-9.e+]+) FLOP", floor).group(1))
+    hours, peak = re.search(r"([0-9,.]+) CPU-hours at 100% of the measured peak ([0-9.e+-]+) TFLOP/s", floor).groups()
+    assert float(hours.replace(",", "")) == pytest.approx(flop / (float(peak) * 1e12) / 3600, rel=2e-3)
+    # profiler evidence for row (a) and the largest fused N, with the convolutions among the busiest ops
+    assert "#### Profile: naive DataLoader, 1 steps" in out and "#### Profile: fused N=2, 1 steps" in out
+    assert "convolution" in out.split("#### Profile: fused N=2")[1]
