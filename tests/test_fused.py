@@ -9,6 +9,7 @@ of steps, which a wrong L2/WD/lr/BN/data-order detail would break by orders of m
 import copy
 import importlib
 import importlib.util
+import json
 import math
 import re
 from pathlib import Path
@@ -358,3 +359,22 @@ def test_bench_script_runs_small(capsys):
     # profiler evidence for row (a) and the largest fused N, with the convolutions among the busiest ops
     assert "#### Profile: naive DataLoader, 1 steps" in out and "#### Profile: fused N=2, 1 steps" in out
     assert "convolution" in out.split("#### Profile: fused N=2")[1]
+
+
+def test_precision_bench_trains_each_mode_once_and_reports(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("bench_precision", ROOT / "benchmarks" / "bench_precision.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    common = ["--profile", "smoke", "--seeds", "2", "--device", "cpu", "--out", str(tmp_path / "out"),
+              "--store", str(tmp_path / "store")]
+    assert bench.main(common + ["--mode", "fp32", "--mode", "bf16", "--report"]) == 0
+    rows = {line.split("|")[1].strip(): line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| fp32 |") or line.startswith("| bf16 |")}
+    assert set(rows) == {"fp32", "bf16"}
+    assert rows["fp32"].split("|")[-3].strip() == "0.0, 0.00"  # fp32 against itself
+    saved = json.loads((tmp_path / "out" / "bf16.json").read_text())
+    assert [r["seed"] for r in saved] == [0, 1] and saved[0]["provenance"]["precision"] == "bf16 autocast"
+    assert not list((tmp_path / "out").glob("*.ckpt"))  # finished modes leave no checkpoint
+    before = (tmp_path / "out" / "fp32.json").stat().st_mtime_ns
+    assert bench.main(common + ["--mode", "fp32"]) == 0  # a finished mode is not retrained
+    assert (tmp_path / "out" / "fp32.json").stat().st_mtime_ns == before
