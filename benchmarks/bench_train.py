@@ -247,8 +247,8 @@ def compute_floor(paper_flops_per_image: float, peak: float, unit: str) -> str:
     runs = TABLE1_DATASETS * sum(TABLE1_SETS.values())
     flops = runs * PAPER_STEPS * 40 * paper_flops_per_image
     return (f"Compute floor for Table 1 ({runs} runs x {PAPER_STEPS:,} steps x 40 images x "
-            f"{paper_flops_per_image / 1e9:.2f} GFLOP per image of BasicNet 64-1x at 32x32 = {flops:.3g} FLOP): "
-            f"{flops / (peak * 1e12) / 3600:,.1f} {unit}-hours at 100% of the measured peak {peak:.3g} TFLOP/s")
+            f"{paper_flops_per_image / 1e9:.2f} GFLOP per image of BasicNet 64-1x at 32x32 = {flops:.4g} FLOP): "
+            f"{flops / (peak * 1e12) / 3600:,.1f} {unit}-hours at 100% of the measured peak {peak:.4g} TFLOP/s")
 
 
 def projection(rows, unit: str = "GPU") -> list[str]:

@@ -149,6 +149,11 @@ def run_configs(configs, args) -> list[dict]:
     return records
 
 
+def speed_options(args) -> tuple[str, ...]:
+    """The fused trainer's speed options asked for on the command line (--amp, --channels-last, --compile)."""
+    return tuple(name for name in ("amp", "channels_last", "compile") if getattr(args, name, False))
+
+
 def sweep_on_backend(configs, args) -> int:
     """Train the missing configs on args.backend (sparsity_lib.cluster), print every record; exit code."""
     from .cluster import SweepFailed, run_sweep
@@ -158,7 +163,8 @@ def sweep_on_backend(configs, args) -> int:
         # one task per fusable group only when fusion is asked for explicitly (--fused on)
         fused = "on" if args.fused == "on" else "off"
         run_sweep(configs, backend=args.backend, store=store, data_root=args.data_root, device=args.device,
-                  profile=args.profile, fresh=args.fresh, retries=args.retries, fused=fused, **backend_options(args))
+                  profile=args.profile, fresh=args.fresh, retries=args.retries, fused=fused,
+                  speed=speed_options(args), **backend_options(args))
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -214,14 +220,17 @@ def main(argv=None) -> int:
                     stored = store.record_path(config_hash(config)).exists()
                     print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
                 return 0
+            if speed_options(args) and args.fused == "off":
+                raise ValueError(f"--{', --'.join(n.replace('_', '-') for n in speed_options(args))}: options of "
+                                 "the fused trainer; use --fused on (or auto on CUDA)")
             if args.backend != "local":
                 return sweep_on_backend(configs, args)
             if args.fused != "off":
                 from .fused import run_or_load_group
                 print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
                                               device=args.device, profile=args.profile, fresh=args.fresh,
-                                              fused=args.fused, max_models=args.max_models, amp=args.amp,
-                                              channels_last=args.channels_last, compile=args.compile))
+                                              fused=args.fused, max_models=args.max_models,
+                                              **{name: True for name in speed_options(args)}))
                 return 0
         print_table(run_configs(configs, args))
         return 0

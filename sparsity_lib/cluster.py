@@ -26,13 +26,15 @@ from .experiments import DEFAULT_STORE, RunConfig, RunStore, config_hash, resolv
 
 BACKENDS = ("local", "ray", "slurm")
 
+SPEED_OPTIONS = ("amp", "channels_last", "compile")  # fused.train_group's speed options
 
 @dataclass(frozen=True)
 class TaskSettings:
     """Everything a task needs besides its configurations; plain values, so it pickles to any worker.
 
     `train_fn` replaces `train.train` inside the task (as in `run_or_load`); it must be picklable.
-    `fused='on'`: a task's configs train as one fused network (`fused.run_or_load_group`).
+    `fused='on'`: a task's configs train as one fused network (`fused.run_or_load_group`), with the
+    fused trainer's speed options named in `speed` (amp, channels_last, compile).
     """
     store: str
     data_root: str | None = None
@@ -41,6 +43,7 @@ class TaskSettings:
     fresh: bool = False
     train_fn: Callable | None = None
     fused: str = "off"
+    speed: tuple[str, ...] = ()
 
 
 @dataclass
@@ -87,7 +90,7 @@ def run_task(configs: Sequence[RunConfig], settings: TaskSettings) -> list[str]:
         from .fused import run_or_load_group
         run_or_load_group(list(configs), store=store, data_root=settings.data_root, device=settings.device,
                           profile=settings.profile, progress=False, fresh=settings.fresh, fused="on",
-                          max_models=len(configs))
+                          max_models=len(configs), **{name: True for name in settings.speed})
         return [config_hash(config) for config in configs]
     for config in configs:
         run_or_load(config, store=store, data_root=settings.data_root, device=settings.device,
@@ -123,14 +126,15 @@ def plan_tasks(configs: Sequence[RunConfig], fused: str = "off", max_models: int
 def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=None, data_root=None,
               device: str = "auto", profile: str = "", fresh: bool = False, retries: int = 2,
               progress: bool = True, train_fn: Callable | None = None, fused: str = "off", max_models: int = 32,
-              **backend_options) -> SweepResult:
+              speed: Sequence[str] = (), **backend_options) -> SweepResult:
     """Train every config of `configs` that `store` lacks, one task per config, on `backend`.
 
     backend: 'local' (this process, one after another), 'ray' (see `run_on_ray` for options: address,
     cpus_per_task, gpus_per_task, local_cpus) or 'slurm' (see `run_on_slurm`: folder, partition,
     time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra attempts of a failed task; each
     resumes from the run's checkpoint. `fresh=True` retrains stored configs too. fused='on': one task
-    per fusable group of up to `max_models` configs, trained as one fused network (on GPU workers).
+    per fusable group of up to `max_models` configs, trained as one fused network (on GPU workers),
+    with the fused trainer's speed options named in `speed` (SPEED_OPTIONS).
     Raises SweepFailed, naming every config that failed on all attempts, after the other tasks end.
     """
     if backend not in BACKENDS:
@@ -139,6 +143,11 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"fused={fused!r} is not supported here; allowed: off, on")
     if fused == "on" and train_fn is not None:
         raise ValueError("train_fn is only used with fused='off' (a fused group trains with fused.train_group)")
+    unknown = [name for name in speed if name not in SPEED_OPTIONS]
+    if unknown:
+        raise ValueError(f"speed={unknown!r} is not supported; allowed: {', '.join(SPEED_OPTIONS)}")
+    if speed and fused != "on":
+        raise ValueError(f"speed options {', '.join(speed)} belong to the fused trainer; pass fused='on'")
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries={retries!r} is invalid; allowed: an integer >= 0")
     store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
@@ -148,7 +157,7 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
     result = SweepResult(backend, already_stored=[key for key in unique if key not in pending_keys])
     if pending:
         settings = TaskSettings(str(store.root), None if data_root is None else str(data_root), device, profile,
-                                fresh, train_fn, fused)
+                                fresh, train_fn, fused, tuple(speed))
         tasks = plan_tasks(pending, fused, max_models)
         runner = {"local": run_locally, "ray": run_on_ray, "slurm": run_on_slurm}[backend]
         failures = runner(tasks, settings, retries=retries, progress=progress, **backend_options)

@@ -29,3 +29,16 @@ def test_bad_optimizer_is_a_clear_error(tmp_path, capsys):
     assert "RunConfig.optimizer='adamw'" in err and "sgd" in err
     assert main(["train", *SMOKE, "--store", str(tmp_path), "--batch-size", "0"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_sweep_speed_options_train_fused_and_are_recorded(tmp_path, capsys):
+    grid = ["sweep", *SMOKE, "--store", str(tmp_path), "--set", "dataset=synthetic", "--set", "train_subset=200",
+            "--grid", "l2=1e-4,1e-3", "--seeds", "1"]
+    assert main(grid + ["--fused", "off", "--amp", "--channels-last"]) == 2
+    assert "--amp, --channels-last: options of the fused trainer" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))  # nothing trained
+    assert main(grid + ["--fused", "on", "--amp"]) == 0
+    assert main(["ls", "--store", str(tmp_path), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(r["provenance"]["fused_models"], r["provenance"]["precision"]) for r in records] == \
+        [(2, "bf16 autocast")] * 2

@@ -195,3 +195,12 @@ def test_fused_tasks_train_a_group_in_one_task(tmp_path):
     assert [r["provenance"]["fused_models"] for r in records] == [2, 2]  # trained together
     with pytest.raises(ValueError, match="fused='maybe'.*off, on"):
         run_sweep(configs, backend="local", store=tmp_path, fused="maybe")
+    more = [c.replace(seed=c.seed + 10) for c in configs]
+    run_sweep(more, backend="local", store=tmp_path, fused="on", speed=("amp", "channels_last"), progress=False)
+    provenance = [RunStore(tmp_path).load(config_hash(c))["provenance"] for c in more]
+    assert [(p["precision"], p["channels_last"], p["compiled"]) for p in provenance] == [("bf16 autocast", True,
+                                                                                         False)] * 2
+    with pytest.raises(ValueError, match="belong to the fused trainer"):
+        run_sweep(more, backend="local", store=tmp_path, speed=("amp",))
+    with pytest.raises(ValueError, match=r"speed=\['fast'\].*amp, channels_last, compile"):
+        run_sweep(more, backend="local", store=tmp_path, fused="on", speed=("fast",))
