@@ -151,7 +151,8 @@ def run_configs(configs, args) -> list[dict]:
 
 def speed_options(args) -> tuple[str, ...]:
     """The fused trainer's speed options asked for on the command line (--amp, --channels-last, --compile)."""
-    return tuple(name for name in ("amp", "channels_last", "compile") if getattr(args, name, False))
+    from .fused import SPEED_OPTIONS
+    return tuple(name for name in SPEED_OPTIONS if getattr(args, name, False))
 
 
 def sweep_on_backend(configs, args) -> int:

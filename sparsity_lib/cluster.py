@@ -26,7 +26,6 @@ from .experiments import DEFAULT_STORE, RunConfig, RunStore, config_hash, resolv
 
 BACKENDS = ("local", "ray", "slurm")
 
-SPEED_OPTIONS = ("amp", "channels_last", "compile")  # fused.train_group's speed options
 
 @dataclass(frozen=True)
 class TaskSettings:
@@ -134,7 +133,7 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
     time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra attempts of a failed task; each
     resumes from the run's checkpoint. `fresh=True` retrains stored configs too. fused='on': one task
     per fusable group of up to `max_models` configs, trained as one fused network (on GPU workers),
-    with the fused trainer's speed options named in `speed` (SPEED_OPTIONS).
+    with the fused trainer's speed options named in `speed` (`fused.SPEED_OPTIONS`).
     Raises SweepFailed, naming every config that failed on all attempts, after the other tasks end.
     """
     if backend not in BACKENDS:
@@ -143,6 +142,7 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"fused={fused!r} is not supported here; allowed: off, on")
     if fused == "on" and train_fn is not None:
         raise ValueError("train_fn is only used with fused='off' (a fused group trains with fused.train_group)")
+    from .fused import SPEED_OPTIONS
     unknown = [name for name in speed if name not in SPEED_OPTIONS]
     if unknown:
         raise ValueError(f"speed={unknown!r} is not supported; allowed: {', '.join(SPEED_OPTIONS)}")

@@ -426,6 +426,14 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
+def epoch_draws(seed: int, epoch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(order, flips) of one training epoch over n images, on the CPU: the shuffled image indices and,
+    per position in that order, whether the image is flipped left-right (probability 1/2)."""
+    gen = _epoch_generator(seed, epoch)
+    order = torch.randperm(n, generator=gen)
+    return order, (torch.rand(n, generator=gen) < 0.5)[order]
+
+
 class GpuLoader:
     """Batches of an `ImageData` kept whole on `device` (moved once, as uint8).
 
@@ -458,9 +466,7 @@ class GpuLoader:
     def __iter__(self):
         n = len(self.labels)
         if self.train:
-            gen = _epoch_generator(self.seed, self.epoch)
-            order = torch.randperm(n, generator=gen).to(self.device)
-            flips = (torch.rand(n, generator=gen) < 0.5).to(self.device)[order]
+            order, flips = (t.to(self.device) for t in epoch_draws(self.seed, self.epoch, n))
         else:
             order, flips = torch.arange(n, device=self.device), None
         for batch in range(len(self)):

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .data import ImageData, _epoch_generator, make_loader
+from .data import ImageData, epoch_draws, make_loader
 from .experiments import RunConfig, RunStore, DEFAULT_STORE, config_hash, resolve_config
 from .models import VGG, BasicNet, ConvBlock, conv_bn_layers
 from .optim import DEFAULT_LR, bn_param_groups
@@ -50,6 +50,7 @@ PER_MODEL_FIELDS = ("seed", "lr", "l2", "wd", "gamma_lr_scale", "beta_lr_scale",
 FAMILIES = {"sgd": "sgd", "adam": "adam", "amsgrad": "adam", "adamax": "adamax", "rmsprop": "rmsprop",
             "adagrad": "adagrad", "adadelta": "adadelta"}
 FUSED_MODES = ("auto", "on", "off")
+SPEED_OPTIONS = ("amp", "channels_last", "compile")  # train_group's options that change only speed and rounding
 EVAL_IMAGES_PER_PASS = 2000  # images x models per fused evaluation forward pass (bounds memory)
 
 # torch defaults / paper values, as in optim._CLASSES (Sec. 2.1).
@@ -251,11 +252,6 @@ class FusedNet(nn.Module):
                             self.stacked(f"{name}.bias").view(-1), self.training, momentum, eps)
 
 
-def fuse(models: list[nn.Module], channels_last: bool = False) -> FusedNet:
-    """The models (one architecture, any initialization) as one `FusedNet`."""
-    return FusedNet(models, channels_last=channels_last)
-
-
 def unfuse(net: FusedNet, index: int) -> nn.Module:
     """Model `index` of a fused network as a plain `BasicNet`/`VGG` (a copy) on the network's device."""
     if not 0 <= index < net.size:
@@ -316,9 +312,6 @@ class FusedPenalty:
         self.terms = [(i, _Penalty(template, c)) for i, c in enumerate(configs)
                       if explicit_penalty(template, c) is not None]
 
-    def __bool__(self) -> bool:
-        return bool(self.terms)
-
     def __call__(self) -> torch.Tensor | None:
         if not self.terms:
             return None
@@ -356,13 +349,7 @@ class FusedLoader:
 
     def epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(order, flips), each (N, images): the draws of `GpuLoader.__iter__` for every seed."""
-        n = len(self.labels)
-        orders, flips = [], []
-        for seed in self.seeds:
-            gen = _epoch_generator(seed, self.epoch)
-            order = torch.randperm(n, generator=gen)
-            orders.append(order)
-            flips.append((torch.rand(n, generator=gen) < 0.5)[order])
+        orders, flips = zip(*(epoch_draws(seed, self.epoch, len(self.labels)) for seed in self.seeds))
         return torch.stack(orders).to(self.device), torch.stack(flips).to(self.device)
 
     def __iter__(self):
