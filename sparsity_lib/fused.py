@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .data import ImageData, epoch_draws, make_loader
 from .experiments import RunConfig, RunStore, DEFAULT_STORE, config_hash, resolve_config
-from .models import VGG, BasicNet, ConvBlock, conv_bn_layers
+from .models import VGG, BasicNet, ConvBlock, _check_choice, conv_bn_layers
 from .optim import DEFAULT_LR, bn_param_groups
 from .regularizers import explicit_penalty
 from .sparsity import GAMMA_THRESHOLD, bn_parameters
@@ -673,8 +673,7 @@ def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, da
     time with `train.train`. Each finished record is written exactly as `run_or_load` writes it.
     `amp`, `channels_last` and `compile` are `train_group`'s speed options (fused groups only).
     """
-    if fused not in FUSED_MODES:
-        raise ValueError(f"fused={fused!r} is not supported; allowed values: {', '.join(FUSED_MODES)}")
+    _check_choice("fused", fused, FUSED_MODES)
     store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
     resolved = [resolve_config(c, data_root)[0] for c in configs]
     found = {} if fresh else {config_hash(c): store.load(config_hash(c)) for c in resolved}

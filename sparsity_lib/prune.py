@@ -33,7 +33,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ConvBlock, activate, conv_bn_layers
+from .models import ConvBlock, _check_choice, activate, conv_bn_layers
 from .regularizers import l1l2_masks, li_masks, slimming_masks
 from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD, activation_masks, gamma_masks, pooled_activations
 
@@ -74,8 +74,7 @@ def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | No
     criterion 'gamma': |gamma| < threshold (default 1e-3); 'activation': max-pooled |activation| over
     every image of `loader` <= threshold (default 1e-12).
     """
-    if criterion not in CRITERIA:
-        raise ValueError(f"criterion={criterion!r} is not supported; allowed values: {', '.join(CRITERIA)}")
+    _check_choice("criterion", criterion, CRITERIA)
     if criterion == "gamma":
         return gamma_masks(model, GAMMA_THRESHOLD if threshold is None else threshold)
     if loader is None:
@@ -88,8 +87,7 @@ def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | No
 def removed_preactivations(model: nn.Module, removal: str = "gamma") -> dict[str, torch.Tensor]:
     """Per layer and feature, the constant BN output a feature emits once removed (before the
     activation), under the `removal` rule of REMOVALS. Eval-mode (running statistics) values."""
-    if removal not in REMOVALS:
-        raise ValueError(f"removal={removal!r} is not supported; allowed values: {', '.join(REMOVALS)}")
+    _check_choice("removal", removal, REMOVALS)
     constants = {}
     for name, _, bn in conv_bn_layers(model):
         beta = bn.bias.detach().float().cpu()
@@ -108,8 +106,7 @@ def zeroed_reference(model: nn.Module, masks: dict[str, torch.Tensor], removal: 
     """A copy of `model` in which the marked features are switched off in place (no shapes change):
     'gamma' sets their gamma to 0, 'activation' sets gamma and beta to 0, 'filter' zeroes their conv
     filter. The pruned model of `prune_features` computes the same function (up to borders)."""
-    if removal not in REMOVALS:
-        raise ValueError(f"removal={removal!r} is not supported; allowed values: {', '.join(REMOVALS)}")
+    _check_choice("removal", removal, REMOVALS)
     reference = copy.deepcopy(model)
     for name, conv, bn in conv_bn_layers(reference):
         index = masks.get(name, torch.zeros(conv.out_channels, dtype=torch.bool)).to(conv.weight.device)
@@ -187,8 +184,7 @@ def prune_features(model: nn.Module, masks: dict[str, torch.Tensor], removal: st
     constant): the network stays well formed and computes the same function; listed in 'fully_dead'.
     """
     _check_supported(model)
-    if borders not in BORDERS:
-        raise ValueError(f"borders={borders!r} is not supported; allowed values: {', '.join(BORDERS)}")
+    _check_choice("borders", borders, BORDERS)
     pruned = copy.deepcopy(model)
     blocks = _blocks(pruned)
     names = [name for name, _, _ in conv_bn_layers(pruned)]
@@ -464,15 +460,14 @@ def method_masks(model: nn.Module, method: str, amount=None) -> tuple[dict[str, 
     `amount` (default LI_VGG16_A), removal 'filter'; l1l2: filters with norm < amount (default
     1e-2) times the layer's largest, removal 'filter'.
     """
+    _check_choice("method", method, METHODS)
     if method == "implicit":
         return dead_masks(model, "gamma", amount), "gamma"
     if method == "slimming":
         return slimming_masks(model, 0.5 if amount is None else amount), "gamma"
     if method == "li":
         return li_masks(model, amount), "filter"
-    if method == "l1l2":
-        return (l1l2_masks(model) if amount is None else l1l2_masks(model, amount)), "filter"
-    raise ValueError(f"method={method!r} is not supported; allowed values: {', '.join(METHODS)}")
+    return (l1l2_masks(model) if amount is None else l1l2_masks(model, amount)), "filter"  # method 'l1l2'
 
 
 def _amount_tag(amount) -> str:
@@ -511,8 +506,7 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
         pruned, report = prune_with_report(model, masks, removal, criterion=method, test_loader=test_loader)
         history = fine_tune(pruned, config, fine_tune_steps, data_root=data_root, device=device)
         _, test_err = evaluate(pruned, test_loader)
-        final = {**report.summary(), "test_err": test_err, "base_test_err": base["final"]["test_err"],
-                 "features_kept_pct": report.totals()["features_kept_pct"]}
+        final = {**report.summary(), "test_err": test_err, "base_test_err": base["final"]["test_err"]}
         return {"config": config.to_dict(), "config_hash": base["config_hash"], "method": method,
                 "amount": amount, "fine_tune_steps": fine_tune_steps, "final": final,
                 "layers": report.layers.to_dict("records"), "history": history,
