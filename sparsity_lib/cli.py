@@ -8,7 +8,8 @@ import json
 import sys
 import typing
 
-from .experiments import DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_hash, get_profile, run_or_load, runs_frame
+from .experiments import (DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_hash, get_profile, make_config,
+                          run_or_load, runs_frame)
 
 
 def _field_parser(field: dataclasses.Field):
@@ -157,15 +158,13 @@ def speed_options(args) -> tuple[str, ...]:
 
 def sweep_on_backend(configs, args) -> int:
     """Train the missing configs on args.backend (sparsity_lib.cluster), print every record; exit code."""
-    from .cluster import SweepFailed, run_sweep
-    from .experiments import resolve_config
-    store = RunStore(args.store)
+    from .cluster import SweepFailed, sweep_records
     try:
         # one task per fusable group only when fusion is asked for explicitly (--fused on)
         fused = "on" if args.fused == "on" else "off"
-        run_sweep(configs, backend=args.backend, store=store, data_root=args.data_root, device=args.device,
-                  profile=args.profile, fresh=args.fresh, retries=args.retries, fused=fused,
-                  speed=speed_options(args), **backend_options(args))
+        records = sweep_records(configs, backend=args.backend, store=args.store, data_root=args.data_root,
+                                device=args.device, profile=args.profile, fresh=args.fresh, retries=args.retries,
+                                fused=fused, speed=speed_options(args), **backend_options(args))
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -175,7 +174,7 @@ def sweep_on_backend(configs, args) -> int:
         print(f"error: --backend {args.backend} needs {error.name}, which is not installed; allowed without it: "
               f"--backend local (or pip install -r requirements-cluster.txt)", file=sys.stderr)
         return 2
-    print_table([store.load(config_hash(resolve_config(config, args.data_root)[0])) for config in configs])
+    print_table(records)
     return 0
 
 
@@ -212,7 +211,7 @@ def main(argv=None) -> int:
         if args.command == "train":
             values = {name: parse_value(name, getattr(args, name)) for name in FIELDS
                       if getattr(args, name) is not None}
-            configs = [get_profile(args.profile).apply(RunConfig(**values))]
+            configs = [make_config(args.profile, **values)]
         else:
             configs = sweep_configs(args)
             if args.dry_run:

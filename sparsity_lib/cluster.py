@@ -66,18 +66,6 @@ class SweepFailed(RuntimeError):
                          f"after all retries:\n" + "\n".join(lines))
 
 
-def missing_configs(configs: Sequence[RunConfig], store: RunStore, data_root=None) -> list[RunConfig]:
-    """The configs whose record `store` lacks, each once (duplicates in a grid collapse by hash)."""
-    seen, missing = set(), []
-    for config in configs:
-        config, _ = resolve_config(config, data_root)
-        key = config_hash(config)
-        if key not in seen and store.load(key) is None:
-            missing.append(config)
-        seen.add(key)
-    return missing
-
-
 def run_task(configs: Sequence[RunConfig], settings: TaskSettings) -> list[str]:
     """Train (or load) `configs` into the store, in order; the hashes of the configs, in order.
 
@@ -152,9 +140,9 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"retries={retries!r} is invalid; allowed: an integer >= 0")
     store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
     unique = {config_hash(c): c for c in (resolve_config(c, data_root)[0] for c in configs)}
-    pending = list(unique.values()) if fresh else missing_configs(list(unique.values()), store, data_root)
-    pending_keys = {config_hash(config) for config in pending}
-    result = SweepResult(backend, already_stored=[key for key in unique if key not in pending_keys])
+    stored = set() if fresh else {key for key in unique if store.load(key) is not None}
+    pending = [config for key, config in unique.items() if key not in stored]
+    result = SweepResult(backend, already_stored=[key for key in unique if key in stored])
     if pending:
         settings = TaskSettings(str(store.root), None if data_root is None else str(data_root), device, profile,
                                 fresh, train_fn, fused, tuple(speed))

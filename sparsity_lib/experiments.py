@@ -77,11 +77,7 @@ class RunConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown RunConfig field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-        values = dict(values)
-        for key in ("lr_drops", "snapshot_layers"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+        return cls(**values)  # __post_init__ turns JSON lists back into tuples
 
     @property
     def head(self) -> str:
@@ -93,8 +89,8 @@ class RunConfig:
         return f"{self.optimizer} {reg} b{self.batch_size}"
 
 
-FLOAT_FIELDS = ("clutter", "width", "negative_slope", "bn_weight_init", "bn_bias_init", "lr", "l2", "wd",
-                "gamma_lr_scale", "beta_lr_scale", "epochs", "slimming_l1", "l1l2")
+# The fields annotated float (or float | None), read off the class so a new one cannot be forgotten.
+FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type.split(" ")[0] == "float")
 
 
 def normalize_numbers(config: RunConfig) -> None:

@@ -37,7 +37,8 @@ from .optim import DEFAULT_LR, bn_param_groups
 from .regularizers import explicit_penalty
 from .sparsity import GAMMA_THRESHOLD, bn_parameters
 from .train import (MAX_EVALUATIONS, build_model, final_metrics, git_commit, iterations,
-                    load_splits, restore_checkpoint, lr_factor, pick_device, save_checkpoint, snapshot_epochs)
+                    load_splits, restore_checkpoint, lr_factor, pick_device, save_checkpoint, snapshot_epochs,
+                    training_device)
 from .train import train as train_single
 
 # Fields that may differ inside a fused group: they change only the initialization (seed, BN init),
@@ -552,7 +553,8 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     order = sorted(range(len(configs)), key=lambda i: config_hash(configs[i]))
     members = [configs[i] for i in order]
     keys, key = [config_hash(c) for c in members], group_key(members)
-    first, dev = members[0], pick_device(device)
+    first = members[0]
+    dev, flush_denormal = training_device(device)
 
     train_data, test_data = load_splits(first, data_root)
     # Moved once: the fused loader, the eval loaders and the fused evaluation share these copies.
@@ -649,7 +651,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
             "device_name": _device_name(dev), "cpu_threads": torch.get_num_threads(), "torch": torch.__version__,
             "commit": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": wall, "resumed": saved is not None,
-            "fused_models": size,  # wall_time_s is the whole group's
+            "flush_denormal": flush_denormal, "fused_models": size,  # wall_time_s is the whole group's
             "precision": "bf16 autocast" if amp else str(next(net.parameters()).dtype).replace("torch.", ""),
             "channels_last": channels_last, "compiled": compile,
         }

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .sparsity import GAMMA_THRESHOLD
+
 
 def set_style() -> None:
     """One look for the whole book: white grid, readable fonts, figures sized for the HTML page."""
@@ -59,10 +61,6 @@ OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "amsgrad": "AMSGrad", "adamax":
                    "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSProp"}
 # One colour per optimizer in every figure of the book.
 OPTIMIZER_COLORS = dict(zip(OPTIMIZER_NAMES, sns.color_palette("deep", len(OPTIMIZER_NAMES))))
-MEASURE_LABELS = {"sparsity_gamma": "% features inactive by |γ| < 1e-3",
-                  "sparsity_act": "% features inactive by activation",
-                  "percent_gamma": "% features inactive by |γ| < 1e-3",
-                  "percent_act": "% features inactive by activation"}
 
 
 def format_strength(value: float) -> str:
@@ -71,6 +69,13 @@ def format_strength(value: float) -> str:
         return "0"
     mantissa, exponent = f"{value:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}"
+
+
+GAMMA_RULE = f"|γ| < {format_strength(GAMMA_THRESHOLD)}"  # "|γ| < 1e-3", the paper's inactivity rule
+MEASURE_LABELS = {"sparsity_gamma": f"% features inactive by {GAMMA_RULE}",
+                  "sparsity_act": "% features inactive by activation",
+                  "percent_gamma": f"% features inactive by {GAMMA_RULE}",
+                  "percent_act": "% features inactive by activation"}
 
 
 def setting_label(config: dict) -> str:
@@ -167,7 +172,7 @@ def gamma_threshold_frame(records: dict, thresholds) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "threshold", "percent"])
 
 
-def threshold_sensitivity(frame: pd.DataFrame, marked: float = 1e-3, title: str | None = None):
+def threshold_sensitivity(frame: pd.DataFrame, marked: float = GAMMA_THRESHOLD, title: str | None = None):
     """% inactive against the |gamma| threshold (log x) per run, with the book's threshold marked."""
     fig, ax = plt.subplots()
     sns.lineplot(data=frame, x="threshold", y="percent", hue="setting", marker="o", ax=ax)
@@ -197,7 +202,7 @@ def layerwise_sparsity(frame: pd.DataFrame, value: str = "percent", hue: str = "
         sns.barplot(data=part, x="layer", y=value, hue=hue, order=order, hue_order=hue_order, ax=ax,
                     errorbar=None)
         ax.set_xlabel("conv layer")
-        ax.set_ylabel("% features inactive (|γ| < 1e-3)")
+        ax.set_ylabel(f"% features inactive ({GAMMA_RULE})")
         ax.set_ylim(0, 100)
         if panel is not None:
             ax.set_title(str(panel))
@@ -243,7 +248,7 @@ def bn_distribution_evolution(records, layer: str = "C6", title: str | None = No
     return fig
 
 
-def universality_frame(records, layers=None, gamma_threshold: float | None = 1e-3) -> pd.DataFrame:
+def universality_frame(records, layers=None, gamma_threshold: float | None = GAMMA_THRESHOLD) -> pd.DataFrame:
     """Per-feature universality (% of training images on which the feature fires, Sec. 3) from
     `record["universality"]`, long form: setting, layer, feature, universality, dead. `records`: a dict
     label -> record, or (label, record) pairs (several seeds may share a label).
@@ -266,7 +271,7 @@ def universality_frame(records, layers=None, gamma_threshold: float | None = 1e-
 
 
 def universality_histograms(records: dict, layers=("C5", "C6", "C7"), bins: int = 20, title: str | None = None,
-                            per_row: int = 4, gamma_threshold: float | None = 1e-3):
+                            per_row: int = 4, gamma_threshold: float | None = GAMMA_THRESHOLD):
     """Histograms of feature universality (%) per layer, one colour per run, `per_row` panels per
     row (paper Fig. 3; 0% = dead, low = selective). `records`: label -> record; `gamma_threshold`
     as in `universality_frame`. Returns the Figure."""

@@ -423,13 +423,13 @@ def fine_tune(model: nn.Module, config, steps: int, *, lr_scale: float = 0.1, da
     """
     from .data import make_loader
     from .optim import DEFAULT_LR
-    from .train import build_optimizer, load_splits, pick_device, set_lr, train_step
+    from .train import build_optimizer, load_splits, set_lr, train_step, training_device
 
     if steps < 0:
         raise ValueError(f"steps={steps!r} is invalid; allowed: an integer >= 0")
     if steps == 0:
         return []
-    dev = pick_device(device)
+    dev, _ = training_device(device)
     train_data, _ = load_splits(config, data_root)
     loader = make_loader(train_data, config.batch_size, train=True, device=dev,
                          seed=config.seed if seed is None else seed)

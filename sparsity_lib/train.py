@@ -188,6 +188,16 @@ def final_metrics(model, config, train_eval_loader, test_loader, train_loss, tra
     return final, universality
 
 
+def training_device(device: str = "auto") -> tuple[torch.device, bool]:
+    """(`pick_device(device)`, whether subnormal floats are now flushed to zero): every trainer's start.
+
+    L2 drives dead filters' weights into subnormal floats, which slow CPU arithmetic ~5x; on the CPU
+    they are flushed to zero (process-wide), which changes nothing measurable (|values| < 1e-38).
+    """
+    dev = pick_device(device)
+    return dev, (torch.set_flush_denormal(True) if dev.type == "cpu" else False)
+
+
 def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on the batch (x, y): cross-entropy plus `config`'s explicit penalty (none
@@ -208,10 +218,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     `callback(epoch, entry)` runs after each epoch's history entry (tests use it to interrupt).
     """
     started = time.time()
-    dev = pick_device(device)
-    # L2 drives dead filters' weights into subnormal floats, which slow CPU arithmetic ~5x;
-    # flushing them to zero changes nothing measurable (|values| < 1e-38) and is process-wide.
-    flush_denormal = torch.set_flush_denormal(True) if dev.type == "cpu" else False
+    dev, flush_denormal = training_device(device)
     key = config_hash(config)
     train_data, test_data = load_splits(config, data_root)
     train_loader = make_loader(train_data, config.batch_size, train=True, device=dev, seed=config.seed)
