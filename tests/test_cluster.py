@@ -187,7 +187,6 @@ def test_slurm_backend_without_slurm_is_a_clear_error(tmp_path, capsys):
 
 
 def test_fused_tasks_train_a_group_in_one_task(tmp_path):
-    pytest.importorskip("sparsity_lib.fused")
     configs = smoke_grid()[:2]  # adam, L2 1e-4 and 5e-4: fusable (they differ only in L2)
     result = run_sweep(configs, backend="local", store=tmp_path, fused="on", progress=False)
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs)

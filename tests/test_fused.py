@@ -223,7 +223,7 @@ def test_channels_last_and_bf16_autocast_steps_track_the_fp32_step():
     way (cosine > 0.8; measured 0.91-0.99 per tensor here), where a broken cast would give ~0.
     SGD, whose step is linear in the gradient (Adam's first step is sign(g): tiny gradients may flip)."""
     configs = [TINY.replace(seed=s, l2=1e-3, optimizer="sgd") for s in range(3)]
-    models = [build_model(c, 10, TINY.image_size) for c in configs]
+    models = tiny_models(configs)
     generator = torch.Generator().manual_seed(0)
     x, y = torch.randn(40, 9, 8, 8, generator=generator), torch.randint(0, 10, (3, 40), generator=generator)
     reference, losses = one_step(models, configs, x, y)
@@ -241,28 +241,23 @@ def test_channels_last_and_bf16_autocast_steps_track_the_fp32_step():
             assert F.cosine_similarity(got, want, dim=0) > 0.8, name
 
 
-def test_compiled_forward_matches_eager_in_float64():
+def test_compiled_forward_matches_eager_in_float64(float64):
     """`torch.compile` of the fused forward (inductor; a C++ compiler on CPU) changes no number beyond
     float64 rounding over a few optimizer steps, BatchNorm running statistics included (SGD: its step
     is linear in the gradient, where Adam's first steps are sign(g) and flip on gradients ~1e-17)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        configs = [TINY.replace(seed=s, l2=1e-3, optimizer="sgd") for s in range(2)]
-        models = [build_model(c, 10, TINY.image_size) for c in configs]
-        nets = [FusedNet([copy.deepcopy(m) for m in models]) for _ in range(2)]
-        optimizers = [FusedOptimizer(net, configs) for net in nets]
-        compiled = torch.compile(nets[1])
-        generator = torch.Generator().manual_seed(1)
-        for _ in range(3):
-            x, y = torch.randn(40, 6, 8, 8, generator=generator), torch.randint(0, 10, (2, 40), generator=generator)
-            eager, _ = fused_module.train_step(nets[0], optimizers[0], x, y)
-            fast, _ = fused_module.train_step(nets[1], optimizers[1], x, y, forward=compiled)
-            torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
-        for (name, want), (_, got) in zip(nets[0].state_dict().items(), nets[1].state_dict().items()):
-            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=lambda text, name=name: f"{name}: {text}")
-    finally:
-        torch.set_default_dtype(previous)
+    configs = [TINY.replace(seed=s, l2=1e-3, optimizer="sgd") for s in range(2)]
+    models = tiny_models(configs)
+    nets = [FusedNet([copy.deepcopy(m) for m in models]) for _ in range(2)]
+    optimizers = [FusedOptimizer(net, configs) for net in nets]
+    compiled = torch.compile(nets[1])
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        x, y = torch.randn(40, 6, 8, 8, generator=generator), torch.randint(0, 10, (2, 40), generator=generator)
+        eager, _ = fused_module.train_step(nets[0], optimizers[0], x, y)
+        fast, _ = fused_module.train_step(nets[1], optimizers[1], x, y, forward=compiled)
+        torch.testing.assert_close(fast, eager, rtol=1e-9, atol=1e-12)
+    for (name, want), (_, got) in zip(nets[0].state_dict().items(), nets[1].state_dict().items()):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=lambda text, name=name: f"{name}: {text}")
 
 
 def test_speed_options_are_recorded_and_need_the_fused_trainer(tmp_path):
@@ -340,10 +335,16 @@ def test_run_or_load_group_stores_loads_and_falls_back(tmp_path, monkeypatch):
         run_or_load_group(configs, store=tmp_path, fused="maybe")
 
 
-def test_bench_script_runs_small(capsys):
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
+def load_bench(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_script_runs_small(capsys):
+    bench = load_bench("bench_train")
     assert bench.main(["--small", "--steps", "3", "--warmup", "1", "--fused", "1", "2", "--train-images", "200",
                        "--profile-steps", "1"]) == 0
     out = capsys.readouterr().out
@@ -362,9 +363,7 @@ def test_bench_script_runs_small(capsys):
 
 
 def test_precision_bench_trains_each_mode_once_and_reports(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("bench_precision", ROOT / "benchmarks" / "bench_precision.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("bench_precision")
     common = ["--profile", "smoke", "--seeds", "2", "--device", "cpu", "--out", str(tmp_path / "out"),
               "--store", str(tmp_path / "store")]
     assert bench.main(common + ["--mode", "fp32", "--mode", "bf16", "--report"]) == 0

@@ -17,11 +17,17 @@ def warmed(model, size, steps=6, seed=0):
     return model.eval()
 
 
+def tiny_basicnet():
+    """BasicNet 8-0.0625x for 16x16 inputs, seed 0, BN statistics warmed."""
+    torch.manual_seed(0)
+    return warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16)
+
+
 @pytest.fixture(params=["basicnet", "vgg11"])
 def net_and_size(request):
-    torch.manual_seed(0)
     if request.param == "basicnet":
-        return warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16), 16
+        return tiny_basicnet(), 16
+    torch.manual_seed(0)
     return warmed(vgg(11, width=0.0625), 32), 32
 
 
@@ -80,8 +86,7 @@ def bn_outputs(model, layer):
 
 @torch.no_grad()
 def test_positive_beta_fold_is_exact_inside_and_approximate_at_borders():
-    torch.manual_seed(0)
-    net = warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16)
+    net = tiny_basicnet()
     kill_random(net, sign=+1.0, layers={"C3"}, fraction=0.5)
     masks = dead_masks(net)
     pruned, report = prune_inactive(net, input_shape=(1, 3, 16, 16))
@@ -112,8 +117,7 @@ def test_positive_beta_in_last_layer_folds_exactly_into_fc(net_and_size):
 
 @torch.no_grad()
 def test_activation_criterion_matches_zero_inactive():
-    torch.manual_seed(0)
-    net = warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16)
+    net = tiny_basicnet()
     bns = dict((name, bn) for name, _, bn in conv_bn_layers(net))
     bns["C5"].bias[[0, 2]] = -1e3  # these never fire, whatever gamma is
     bns["C7"].bias[[1]] = -1e3
@@ -129,8 +133,7 @@ def test_activation_criterion_matches_zero_inactive():
 @pytest.mark.parametrize("borders", ["fold", "carry"])
 @torch.no_grad()
 def test_fully_dead_layer_is_reported_and_kept_equivalent(borders):
-    torch.manual_seed(0)
-    net = warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16)
+    net = tiny_basicnet()
     bn = dict((name, bn) for name, _, bn in conv_bn_layers(net))["C4"]
     bn.weight.fill_(0.0)
     bn.bias.copy_(torch.linspace(-0.5, 0.5, bn.bias.numel()))  # some constants zero, some positive
@@ -191,8 +194,7 @@ def test_report_counts_match_an_independent_count(net_and_size):
 
 @torch.no_grad()
 def test_report_gives_test_errors_and_border_gap():
-    torch.manual_seed(0)
-    net = warmed(BasicNet(width=0.0625, first_width=8, image_size=16), 16)
+    net = tiny_basicnet()
     kill_random(net, sign=-1.0)
     loader = [(inputs(16, seed=s), torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(s)))
               for s in range(3)]

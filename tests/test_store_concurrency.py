@@ -1,5 +1,6 @@
 """The run store under concurrent writers (several cluster workers sharing one folder): every record
 loads whole, none is duplicated, truncated or mixed from two writers, and no writer fails."""
+import json
 import multiprocessing
 import os
 import subprocess
@@ -94,10 +95,9 @@ def test_writers_with_the_same_pid_leave_whole_records(tmp_path):
 
 
 WORKER = """
-import sys
+import json, sys
 from sparsity_lib.experiments import RunConfig, run_or_load
-config = RunConfig(dataset="synthetic", image_size=16, train_subset=200, test_subset=100, width=0.0625,
-                   first_width=8, epochs=3, lr_drops=(2.0,), snapshot_count=3)
+config = RunConfig.from_dict(json.loads(sys.argv[2]))
 record = run_or_load(config, store=sys.argv[1], progress=False)
 print(record["config_hash"])
 """
@@ -106,11 +106,12 @@ print(record["config_hash"])
 def test_two_workers_finishing_the_same_config(tmp_path, tiny_config):
     """Two processes train the same config into one store at once: one whole record, loadable weights."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], cwd=ROOT, env=env,
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), json.dumps(tiny_config.to_dict())],
+                                cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], [err[-2000:] for _, err in outputs]
-    key = config_hash(tiny_config)  # the fixture is the config the workers train
+    key = config_hash(tiny_config)
     assert [out.split()[-1] for out, _ in outputs] == [key, key]
     store = RunStore(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("*.*")) == [f"{key}.json", f"{key}.pt"]
