@@ -231,19 +231,27 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: readers never see half a file, and
-    concurrent writers of the same path (cluster workers finishing one config) never share one."""
+def atomic_write(path: Path, write) -> None:
+    """`write(tmp)` fills a temporary file in the same folder, which is then renamed to `path`: readers
+    never see half a file, an interrupted write never replaces a good one, and concurrent writers of
+    the same path (cluster workers finishing one config) never share a temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write failed
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """`text` written to `path` atomically (see `atomic_write`) and synced to disk."""
+    def write(tmp: Path) -> None:
         with open(tmp, "x") as handle:  # "x": never write into a file someone else created
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left when the write failed
+    atomic_write(path, write)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import load_dataset, make_loader
-from .experiments import DEFAULT_DATA_ROOT, RunConfig, config_hash, temporary_path
+from .experiments import DEFAULT_DATA_ROOT, RunConfig, atomic_write, config_hash
 from .models import conv_bn_layers, make_model
 from .optim import DEFAULT_LR, make_optimizer
 from .regularizers import explicit_penalty
@@ -107,14 +107,9 @@ def snapshot_epochs(config: RunConfig, num_epochs: int) -> set[int]:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save to a temporary file, then rename: an interrupted write never replaces a good one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)  # unique per writer: two workers may checkpoint the same run at once
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left when the save failed
+    """torch.save through `atomic_write`: an interrupted save never replaces a good checkpoint, and two
+    workers checkpointing the same run at once never share a temporary file."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path | None, key: str) -> dict | None:
