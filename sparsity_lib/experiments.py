@@ -400,14 +400,15 @@ class Chapter:
         """Records for every variant (a dict of RunConfig fields) and every seed, trained if missing."""
         from tqdm.auto import tqdm
         configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
-        missing = sum(not self.run_store.record_path(config_hash(c)).exists() for c in configs)
-        if progress and missing:
-            print(f"{len(configs) - missing} of {len(configs)} runs stored; training {missing} "
+        stored = sum(self.run_store.record_path(config_hash(c)).exists() for c in configs)
+        to_train = len(configs) if self.fresh else len(configs) - stored
+        if progress and to_train:
+            print(f"{stored} of {len(configs)} runs stored; training {to_train} "
                   f"(profile {self.profile}, device {self.device_used})")
         # Runs just trained by a cluster or the fused trainer are loaded, not retrained by `fresh`.
-        trained_elsewhere = bool(missing) and self._train_elsewhere(configs, progress)
+        trained_elsewhere = bool(to_train) and self._train_elsewhere(configs, progress)
         records = []
-        for config in tqdm(configs, desc="runs", disable=not (progress and missing), leave=False):
+        for config in tqdm(configs, desc="runs", disable=not (progress and to_train), leave=False):
             records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
                                        device=self.device, profile=self.profile, progress=progress,
                                        fresh=self.fresh and not trained_elsewhere))

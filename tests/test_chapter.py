@@ -25,3 +25,14 @@ def test_chapter_rejects_bad_parameters(tmp_path):
         Chapter(dataset="mnist")
     with pytest.raises(ValueError, match="seeds=0"):
         Chapter(seeds=0)
+
+
+def test_fresh_chapter_retrains_through_the_fused_trainer_when_asked(tmp_path, monkeypatch):
+    """FRESH=1 with every run stored still honours $SPARSITY_FUSED (and $SPARSITY_BACKEND)."""
+    common = dict(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2)
+    first = Chapter(**common).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
+    assert all("fused_models" not in r["provenance"] for r in first)
+    monkeypatch.setenv("SPARSITY_FUSED", "on")
+    again = Chapter(**common, fresh=True).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
+    assert [r["provenance"]["fused_models"] for r in again] == [2, 2]
+    assert [r["config_hash"] for r in again] == [r["config_hash"] for r in first]
