@@ -15,6 +15,8 @@ from .experiments import (DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_h
 def _field_parser(field: dataclasses.Field):
     """A function turning a command-line string into the field's type."""
     hint = str(field.type)
+    if hint == "bool":
+        return _parse_bool
     if "tuple" in hint:
         inner = str if "str" in hint else float
         return lambda text: tuple(inner(part) for part in text.split(",") if part)
@@ -23,6 +25,13 @@ def _field_parser(field: dataclasses.Field):
     if "float" in hint:
         return lambda text: None if text.lower() == "none" else float(text)
     return str
+
+
+def _parse_bool(text: str) -> bool:
+    words = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+    if text.lower() not in words:
+        raise ValueError(f"{text!r} is not a boolean; allowed: true, false")
+    return words[text.lower()]
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
@@ -34,7 +43,8 @@ def parse_value(name: str, text: str):
     try:
         return _field_parser(FIELDS[name])(text)
     except ValueError:
-        raise SystemExit(f"error: {name}={text!r} is not a valid {FIELDS[name].type}")
+        allowed = "; allowed: true, false" if FIELDS[name].type == "bool" else ""
+        raise ValueError(f"{name}={text!r} is not a valid {FIELDS[name].type}{allowed}") from None
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,9 @@ import hashlib
 import math
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,6 +52,9 @@ class ImageData:
 
     `images` is uint8 (N, C, H, W) with values 0..255; `labels` int64 (N,) indexing `classes`;
     `mean`/`std` are per-channel statistics in [0, 1] units, used by `GpuLoader` to normalize.
+    `redraw`, when set, makes the split an unbounded stream: `redraw(epoch)` returns that epoch's
+    (images, labels), as many as `images` holds (epoch 0 gives `images` itself); training loaders
+    call it at every `set_epoch`, evaluation loaders keep epoch 0.
     """
     images: torch.Tensor
     labels: torch.Tensor
@@ -57,6 +62,7 @@ class ImageData:
     name: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    redraw: Callable[[int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -92,7 +98,7 @@ def resolve_dataset(name: str, root=None) -> tuple[str, str]:
 
 def load_dataset(name: str, root=None, split: str = "train", *, image_size: int | None = None,
                  subset: int | None = None, seed: int = 0, clutter: float = 0.0, num_classes: int = 10,
-                 download: bool = False):
+                 stream: bool = False, download: bool = False):
     """One split of a dataset: an `ImageData`, or for ImageNet an on-disk ImageFolder.
 
     `split` is "train" or "test" ("test" is the val set of TinyImageNet/ImageNet). `image_size`
@@ -100,7 +106,9 @@ def load_dataset(name: str, root=None, split: str = "train", *, image_size: int 
     the native size (synthetic: 32). `subset` keeps N images: the first N of a fixed shuffle
     seeded by `seed` for real data (class balance holds in expectation), the first N generated
     for synthetic. `clutter` and `num_classes` apply to synthetic only (`num_classes` is ignored
-    for real data, `clutter` must be 0 for it). `name="auto"` is resolved by `resolve_dataset`.
+    for real data, `clutter` must be 0 for it). `stream=True` (synthetic training split only) draws
+    `subset` fresh images every epoch (see `synthetic_shapes`). `name="auto"` is resolved by
+    `resolve_dataset`.
     """
     if name == "auto":
         name, _ = resolve_dataset(name, root)
@@ -110,7 +118,10 @@ def load_dataset(name: str, root=None, split: str = "train", *, image_size: int 
         raise ValueError(f"subset={subset!r} must be a positive number of images or None (all)")
     if name == "synthetic":
         return synthetic_shapes(split, image_size=image_size or 32, count=subset, seed=seed,
-                                clutter=clutter, num_classes=num_classes)
+                                clutter=clutter, num_classes=num_classes, stream=stream)
+    if stream:
+        raise ValueError(f"stream=True applies to name='synthetic' only (fresh images every epoch); "
+                         f"use stream=False for name={name!r}")
     if clutter != 0:
         raise ValueError(f"clutter={clutter!r} applies to name='synthetic' only; use clutter=0 for name={name!r}")
     if name == "imagenet":
@@ -266,12 +277,17 @@ def synthetic_class_names(num_classes: int) -> list[str]:
 
 
 def synthetic_shapes(split: str = "train", *, image_size: int = 32, count: int | None = None, seed: int = 0,
-                     clutter: float = 0.0, num_classes: int = 10) -> ImageData:
+                     clutter: float = 0.0, num_classes: int = 10, stream: bool = False) -> ImageData:
     """The synthetic shapes dataset: `count` RGB images of image_size x image_size pixels.
 
     Images come in chunks of `SYNTHETIC_CHUNK`, each from a generator seeded by (seed, split,
     chunk index), so the first N images do not depend on `count` and train differs from test.
     Labels are balanced within each chunk. Default count: 50000 train, 10000 test.
+
+    `stream=True` (train split only) makes an unbounded stream: epoch e holds the chunks after
+    those of epochs 0..e-1, so no image is seen twice and every epoch is a pure function of
+    (seed, e). Iteration-matched runs at different batch sizes then differ only in batch size, not
+    in how many passes they make over a set they could memorize (paper Sec. 5.1).
     """
     _check_choice("split", split, SPLITS)
     if not 0.0 <= clutter <= 1.0:
@@ -281,13 +297,23 @@ def synthetic_shapes(split: str = "train", *, image_size: int = 32, count: int |
     max_classes = len(SHAPES) * len(VARIANTS)
     if not 2 <= num_classes <= max_classes:
         raise ValueError(f"num_classes={num_classes!r} must be between 2 and {max_classes} for the synthetic dataset")
+    if stream and split != "train":
+        raise ValueError(f"stream=True applies to split='train' only (split={split!r}): the test set stays fixed")
     count = SYNTHETIC_SIZES[split] if count is None else count
-    chunks = [_synthetic_chunk(split, k, image_size, seed, clutter, num_classes)
-              for k in range(math.ceil(count / SYNTHETIC_CHUNK))]
-    images = torch.cat([images for images, _ in chunks])[:count]
-    labels = torch.cat([labels for _, labels in chunks])[:count]
+    draw = partial(_synthetic_epoch, split, count, image_size, seed, clutter, num_classes)
+    images, labels = draw(0)
     mean, std = NORMALIZATION["synthetic"]
-    return ImageData(images, labels, synthetic_class_names(num_classes), "synthetic", mean, std)
+    return ImageData(images, labels, synthetic_class_names(num_classes), "synthetic", mean, std,
+                     redraw=draw if stream else None)
+
+
+def _synthetic_epoch(split, count, image_size, seed, clutter, num_classes, epoch: int
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of epoch `epoch` of a stream of `count` images per epoch (epoch 0: the fixed set)."""
+    per_epoch = math.ceil(count / SYNTHETIC_CHUNK)
+    chunks = [_synthetic_chunk(split, epoch * per_epoch + k, image_size, seed, clutter, num_classes)
+              for k in range(per_epoch)]
+    return torch.cat([images for images, _ in chunks])[:count], torch.cat([labels for _, labels in chunks])[:count]
 
 
 def _chunk_generator(seed: int, split: str, chunk: int) -> torch.Generator:
@@ -454,9 +480,12 @@ class GpuLoader:
         self.labels = data.labels.to(self.device)
         self.scale = (torch.tensor(data.std, device=self.device) * 255).view(1, -1, 1, 1)
         self.shift = (torch.tensor(data.mean, device=self.device) * 255).view(1, -1, 1, 1)
+        self.redraw = data.redraw if train else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        if self.redraw is not None and epoch != self.epoch:
+            self.images, self.labels = (t.to(self.device) for t in self.redraw(epoch))
         self.epoch = epoch
 
     def __len__(self) -> int:

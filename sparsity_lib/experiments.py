@@ -37,6 +37,7 @@ class RunConfig:
     test_subset: int | None = None
     clutter: float = 0.0                   # synthetic only: 0 clean background .. 1 cluttered
     num_classes: int | None = None         # synthetic only (None: 10)
+    train_stream: bool = False             # synthetic only: fresh training images every epoch
     model: str = "basicnet"
     width: float = 1.0                     # scales C2..C7 of BasicNet / every VGG layer
     first_width: int = 64                  # BasicNet C1 features
@@ -133,6 +134,8 @@ def validate(config: RunConfig) -> None:
         _fail("lr", config.lr, "None (paper default) or a number > 0")
     if not 0 <= config.clutter <= 1:
         _fail("clutter", config.clutter, "a number in [0, 1]")
+    if not isinstance(config.train_stream, bool):
+        _fail("train_stream", config.train_stream, "True or False")
     if any(not 0 < drop < config.epochs for drop in config.lr_drops):
         _fail("lr_drops", config.lr_drops, f"epochs strictly between 0 and epochs={config.epochs}")
     if config.snapshot_count < 0:

@@ -340,9 +340,12 @@ class FusedLoader:
         self.labels = data.labels.to(self.device)
         self.scale = (torch.tensor(data.std, device=self.device) * 255).view(1, 1, -1, 1, 1)
         self.shift = (torch.tensor(data.mean, device=self.device) * 255).view(1, 1, -1, 1, 1)
+        self.redraw = data.redraw
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        if self.redraw is not None and epoch != self.epoch:  # a stream: every model sees the same fresh images
+            self.images, self.labels = (t.to(self.device) for t in self.redraw(epoch))
         self.epoch = epoch
 
     def __len__(self) -> int:

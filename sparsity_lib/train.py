@@ -43,7 +43,8 @@ def load_splits(config: RunConfig, data_root=None):
     """(train, test) datasets for a config; the data itself is always generated/read with seed 0."""
     root = data_root or DEFAULT_DATA_ROOT
     common = dict(image_size=config.image_size, clutter=config.clutter, num_classes=config.num_classes or 10)
-    train_data = load_dataset(config.dataset, root, "train", subset=config.train_subset, **common)
+    train_data = load_dataset(config.dataset, root, "train", subset=config.train_subset,
+                              stream=config.train_stream, **common)
     test_data = load_dataset(config.dataset, root, "test", subset=config.test_subset, **common)
     return train_data, test_data
 

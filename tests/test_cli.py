@@ -42,3 +42,12 @@ def test_sweep_speed_options_train_fused_and_are_recorded(tmp_path, capsys):
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [(r["provenance"]["fused_models"], r["provenance"]["precision"]) for r in records] == \
         [(2, "bf16 autocast")] * 2
+
+
+def test_boolean_field_parses_true_false_and_rejects_other_words(tmp_path, capsys):
+    assert main(["sweep", *SMOKE, "--store", str(tmp_path), "--set", "dataset=synthetic",
+                 "--grid", "train_stream=true,false", "--dry-run"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main(["train", *SMOKE, "--store", str(tmp_path), "--train-stream", "maybe"]) == 2
+    err = capsys.readouterr().err
+    assert "train_stream" in err and "true, false" in err

@@ -46,6 +46,37 @@ def test_synthetic_subset_is_a_prefix():
     assert torch.equal(small.images, large.images[:700]) and torch.equal(small.labels, large.labels[:700])
 
 
+def test_stream_epoch_zero_is_the_fixed_set_and_later_epochs_are_fresh():
+    fixed = load_dataset("synthetic", split="train", image_size=16, subset=1500)
+    stream = load_dataset("synthetic", split="train", image_size=16, subset=1500, stream=True)
+    assert torch.equal(stream.images, fixed.images) and torch.equal(stream.labels, fixed.labels)
+    first, again = stream.redraw(1), stream.redraw(1)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])  # a pure function of the epoch
+    assert first[0].shape == fixed.images.shape and first[1].shape == fixed.labels.shape
+    # epoch 1 starts after the two chunks epoch 0 used: no image of epoch 0 comes back
+    flat0, flat1 = fixed.images.flatten(1), first[0].flatten(1)
+    assert not (flat1[:, None, :] == flat0[None, :100, :]).all(2).any()
+    assert fixed.redraw is None
+
+
+def test_stream_is_for_synthetic_training_data_only():
+    with pytest.raises(ValueError, match="split='train' only"):
+        load_dataset("synthetic", split="test", image_size=16, subset=100, stream=True)
+    with pytest.raises(ValueError, match="name='synthetic' only"):
+        load_dataset("cifar10", root="nowhere", split="train", stream=True)
+
+
+def test_training_loader_redraws_a_stream_each_epoch_and_eval_loader_does_not():
+    stream = load_dataset("synthetic", split="train", image_size=16, subset=100, stream=True)
+    train, evaluation = (GpuLoader(stream, 100, train=flag) for flag in (True, False))
+    train.set_epoch(2)
+    evaluation.set_epoch(2)
+    assert torch.equal(train.labels, stream.redraw(2)[1]) and not torch.equal(train.images, stream.images)
+    assert torch.equal(evaluation.images, stream.images)
+    train.set_epoch(0)
+    assert torch.equal(train.images, stream.images)
+
+
 def test_synthetic_labels_are_balanced():
     counts = torch.bincount(load_dataset("synthetic", image_size=8, subset=2000).labels, minlength=10)
     assert counts.min() >= 180 and counts.max() <= 220
