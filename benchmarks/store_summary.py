@@ -13,7 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from sparsity_lib import RunConfig, RunStore, runs_frame  # noqa: E402
 
 # Fields shown together in one "other" column when they differ from the paper default.
-OTHER_FIELDS = ("activation", "bn_bias_init", "gamma_lr_scale", "beta_lr_scale", "slimming_l1", "l1l2", "image_size")
+OTHER_FIELDS = ("activation", "bn_bias_init", "gamma_lr_scale", "beta_lr_scale", "slimming_l1", "l1l2", "image_size",
+                "num_classes", "train_stream", "lr")
 
 
 def other_settings(config: dict) -> str:
@@ -21,6 +22,12 @@ def other_settings(config: dict) -> str:
     default = RunConfig()
     return ", ".join(f"{name}={config[name]:g}" if isinstance(config[name], float) else f"{name}={config[name]}"
                      for name in OTHER_FIELDS if config.get(name, getattr(default, name)) != getattr(default, name))
+
+
+def dead_by_layer(record: dict) -> str:
+    """'C6 4/128, C7 20/128': the layers that lost features (|gamma| below the threshold)."""
+    return ", ".join(f"{row['layer']} {row['inactive_gamma']}/{row['features']}"
+                     for row in record["final"]["layers"] if row["inactive_gamma"]) or "-"
 
 
 def store_table(store: str) -> tuple[str, float]:
@@ -31,8 +38,9 @@ def store_table(store: str) -> tuple[str, float]:
     frame["device"] = [r["provenance"]["device"] for r in records]
     frame["steps"] = [r["provenance"]["steps"] for r in records]
     frame["other"] = [other_settings(r["config"]) for r in records]
+    frame["dead"] = [dead_by_layer(r) for r in records]
     columns = ["config_hash", "model", "optimizer", "l2", "wd", "batch_size", "clutter", "width", "first_width",
-               "other", "steps", "test_err", "sparsity_gamma", "sparsity_act", "device", "wall_s"]
+               "other", "steps", "train_err", "test_err", "sparsity_gamma", "sparsity_act", "dead", "device", "wall_s"]
     table = frame[columns].sort_values(["model", "optimizer", "l2", "wd", "batch_size"])
     return table.to_markdown(index=False, floatfmt=".4g"), frame["wall_s"].sum() / 3600
 

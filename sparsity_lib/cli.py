@@ -146,7 +146,7 @@ def sweep_configs(args) -> list[RunConfig]:
     for combo in itertools.product(*grid.values()):
         for seed in profile.seed_list(args.seeds):
             values = {**base, **dict(zip(grid, combo)), "seed": seed}
-            configs.append(profile.apply(RunConfig(**values)))
+            configs.append(make_config(args.profile, **values))
     return configs
 
 

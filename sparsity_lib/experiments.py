@@ -169,7 +169,10 @@ class Profile:
 
     epochs: total epochs at the reference batch (LR drops keep their relative position);
     width_scale / first_width_scale multiply the model width (so the three Table 6 variants stay
-    in the same ratios); image_size and the subsets apply to in-memory datasets.
+    in the same ratios); image_size and the subsets apply to in-memory datasets. `synthetic` holds
+    RunConfig fields (e.g. num_classes, clutter, train_stream) that `make_config` uses as defaults
+    for the synthetic dataset: they define the profile's embedded task, and a value a chapter or
+    the command line gives explicitly wins (chapter 5's clean end sets clutter=0).
     """
     name: str
     description: str
@@ -181,6 +184,8 @@ class Profile:
     first_width_scale: float = 1.0
     seeds: int = 3
     default_dataset: str = "cifar10"
+    synthetic: dict = field(default_factory=dict)
+    section5_l2: float = 1e-4  # L2 of the Sec. 5 experiments (batch, width, variants): the paper's default
 
     def apply(self, config: RunConfig) -> RunConfig:
         """`config` scaled to this profile."""
@@ -223,8 +228,14 @@ def get_profile(name: str) -> Profile:
 
 
 def make_config(profile: str = "paper", **fields) -> RunConfig:
-    """`RunConfig(**fields)` scaled by the named profile: the one way chapters and the CLI build runs."""
-    return get_profile(profile).apply(RunConfig(**fields))
+    """`RunConfig(**fields)` scaled by the named profile: the one way chapters and the CLI build runs.
+
+    For the synthetic dataset the profile's `synthetic` fields fill in what `fields` leaves out.
+    """
+    settings = get_profile(profile)
+    if fields.get("dataset", RunConfig.dataset) == "synthetic":
+        fields = {**settings.synthetic, **fields}
+    return settings.apply(RunConfig(**fields))
 
 
 # ---------------------------------------------------------------------------------- run store
@@ -359,6 +370,11 @@ def runs_frame(records: list[dict]):
 
 
 # ------------------------------------------------------------------------------ chapter context
+class MissingRuns(LookupError):
+    """Runs a table or verdict needs are not in the store (and training them was not asked for)."""
+
+
+
 @dataclass
 class Chapter:
     """What a chapter notebook runs with: profile, resolved dataset, device, seeds and store.
@@ -415,6 +431,16 @@ class Chapter:
             records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
                                        device=self.device, profile=self.profile, progress=progress,
                                        fresh=self.fresh and not trained_elsewhere))
+        return records
+
+    def stored_runs(self, variants: list[dict]) -> list[dict]:
+        """Like `runs`, but never trains: raises MissingRuns naming how many runs the store lacks."""
+        configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
+        records = [self.run_store.load(config_hash(config)) for config in configs]
+        missing = [config for config, record in zip(configs, records) if record is None]
+        if missing:
+            raise MissingRuns(f"{len(missing)} of {len(configs)} runs not in the store {self.run_store.root} "
+                              f"(first: {missing[0].label()}, seed {missing[0].seed})")
         return records
 
     def _train_elsewhere(self, configs: list[RunConfig], progress: bool) -> bool:

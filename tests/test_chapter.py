@@ -1,6 +1,7 @@
 import pytest
 
 from sparsity_lib import Chapter, RunStore, config_hash, layer_frame, make_config, mean_over_seeds
+from sparsity_lib.experiments import MissingRuns
 from sparsity_lib.plots import provenance_markdown
 
 
@@ -36,3 +37,25 @@ def test_fresh_chapter_retrains_through_the_fused_trainer_when_asked(tmp_path, m
     again = Chapter(**common, fresh=True).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
     assert [r["provenance"]["fused_models"] for r in again] == [2, 2]
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in first]
+
+
+def test_stored_runs_loads_without_training_and_names_what_is_missing(tmp_path):
+    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2)
+    with pytest.raises(MissingRuns, match="2 of 2 runs not in the store"):
+        chapter.stored_runs([dict(optimizer="sgd", l2=1e-3)])
+    trained = chapter.runs([dict(optimizer="sgd", l2=1e-3)], progress=False)
+    loaded = chapter.stored_runs([dict(optimizer="sgd", l2=1e-3)])
+    assert [r["config_hash"] for r in loaded] == [r["config_hash"] for r in trained]
+    assert [r["final"]["test_err"] for r in loaded] == [r["final"]["test_err"] for r in trained]
+    with pytest.raises(MissingRuns, match="2 of 4 runs"):
+        chapter.stored_runs([dict(optimizer="sgd", l2=1e-3), dict(optimizer="adam", l2=1e-3)])
+
+
+def test_profile_synthetic_fields_are_defaults_that_explicit_values_override(monkeypatch):
+    from sparsity_lib.experiments import PROFILES
+    monkeypatch.setitem(PROFILES, "smoke", PROFILES["smoke"].__class__(
+        **{**PROFILES["smoke"].__dict__, "synthetic": {"num_classes": 20, "clutter": 0.5}}))
+    config = make_config("smoke", dataset="synthetic")
+    assert (config.num_classes, config.clutter) == (20, 0.5)
+    assert make_config("smoke", dataset="synthetic", clutter=0.0).clutter == 0.0
+    assert make_config("smoke", dataset="cifar10").num_classes is None
