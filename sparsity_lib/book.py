@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jupyter_client import AsyncKernelManager
+
 from .experiments import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,6 +28,15 @@ OUTPUT = ROOT / "book"
 
 class ChapterFailed(RuntimeError):
     """A chapter notebook raised; the message names the notebook and the cell."""
+
+
+class QuietKernelManager(AsyncKernelManager):
+    """The kernel's own log (its process stderr: a TCP warning at start, tracebacks of messages it could
+    not send after an interrupted run) is discarded; cell outputs travel over ZMQ and are kept."""
+
+    async def start_kernel(self, **kwargs):
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        return await super().start_kernel(**kwargs)
 
 
 def chapters(selection: str = "all", sources: Path | None = None) -> list[Path]:
@@ -119,8 +130,11 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
         executed = Path(scratch) / source.name
         try:
             papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(ROOT),
-                                       kernel_name="python3", progress_bar=False)
+                                       kernel_name="python3", progress_bar=False,
+                                       kernel_manager_class=QuietKernelManager)
         except papermill.PapermillExecutionError as error:
+            if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
+                raise KeyboardInterrupt from error
             raise ChapterFailed(f"{source.name}: cell {error.exec_count} raised {error.ename}: {error.evalue}") from error
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target

@@ -14,6 +14,7 @@ import json
 import re
 import sys
 import typing
+import warnings
 from pathlib import Path
 
 from .book import ChapterFailed
@@ -256,6 +257,7 @@ def print_table(records) -> None:
 def main(argv=None) -> int:
     """Run one command; the one error boundary of the CLI and `book` (see the module docstring)."""
     command = None
+    warnings.formatwarning = one_line_warning
     try:
         args = build_parser().parse_args(argv)
         command = args.command
@@ -269,6 +271,11 @@ def main(argv=None) -> int:
     except FAILURES as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def one_line_warning(message, category, *_args, **_kwargs) -> str:
+    """Warnings on the command line read like the errors: one line, no source excerpt."""
+    return f"warning: {message}\n"
 
 
 INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes from its last checkpoint",

@@ -615,7 +615,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
         train_loss = (loss_sum / max(1, seen)).tolist()
         train_err = (100.0 * wrong / max(1, seen)).tolist()
         for i, (config, bad) in enumerate(zip(members, bad_step.tolist())):  # before any checkpoint
-            check_finite(train_loss[i], _run_name(config, keys[i], size), bad if bad >= 0 else state["step"])
+            check_finite(train_loss[i], _run_name(config, keys[i], size), bad if bad >= 0 else state["step"], bar=bar)
         inactive = _inactive_gamma(net)
         evaluated = (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs
         test_loss, test_err = fused_evaluate(net, test_data) if evaluated else (None, None)

@@ -59,9 +59,12 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def check_finite(loss: float, run: str, step: int, what: str = "training loss") -> None:
-    """Raise TrainingDiverged naming the run and the step when `loss` is NaN or infinite."""
+def check_finite(loss: float, run: str, step: int, what: str = "training loss", bar=None) -> None:
+    """Raise TrainingDiverged naming the run and the step when `loss` is NaN or infinite (closing the
+    progress `bar` first, so the message starts a clean line)."""
     if not math.isfinite(loss):
+        if bar is not None:
+            bar.close()
         raise TrainingDiverged(f"run {run} diverged: the {what} became {loss} at step {step}; nothing was "
                                "stored (lower lr, or check the config's scales and initialization)")
 
@@ -322,7 +325,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             bar.update(1)
         train_loss, train_err = float(loss_sum) / max(1, seen), 100.0 * float(wrong) / max(1, seen)
         check_finite(train_loss, f"{key} ({config.label()} seed {config.seed})",  # before any checkpoint
-                     int(bad_step) if bad_step >= 0 else state["step"])
+                     int(bad_step) if bad_step >= 0 else state["step"], bar=bar)
         entry = {"epoch": epoch + 1, "step": state["step"], "lr": base_lr * lr_factor(state["step"] - 1, drops),
                  "train_loss": train_loss, "train_err": train_err,
                  "inactive_gamma": {row.layer: row.inactive for row in gamma_sparsity(model).itertuples()}}
