@@ -135,7 +135,8 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
         except papermill.PapermillExecutionError as error:
             if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
                 raise KeyboardInterrupt from error
-            raise ChapterFailed(f"{source.name}: cell {error.exec_count} raised {error.ename}: {error.evalue}") from error
+            raise ChapterFailed(f"{source.name}: cell {error.exec_count} raised {error.ename}: "
+                                f"{error.evalue}") from error
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target
 
@@ -152,8 +153,8 @@ def output_folder(selected: list[Path], profile: str, output_dir, replace: bool)
     ones) is replaced only with `replace`; otherwise the default book/ becomes _build/book-<profile>/,
     and an explicit `output_dir` is an error."""
     output = Path(output_dir or OUTPUT)
-    clashes = [(path.name, recorded_profile(path)) for path in (output / source.name for source in selected)
-               if recorded_profile(path) not in (None, profile)]
+    recorded = [(source.name, recorded_profile(output / source.name)) for source in selected]
+    clashes = [(name, other) for name, other in recorded if other not in (None, profile)]
     if not clashes or replace:
         return output
     name, other = clashes[0]
