@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
+from nbclient.exceptions import DeadKernelError
 
 from .experiments import atomic_write
 
@@ -137,6 +138,8 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
                 raise KeyboardInterrupt from error
             raise ChapterFailed(f"{source.name}: cell {error.exec_count} raised {error.ename}: "
                                 f"{error.evalue}") from error
+        except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
+            raise ChapterFailed(f"{source.name}: the kernel died ({error})") from error
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target
 

@@ -19,9 +19,11 @@ from sparsity_lib.book import ChapterFailed, build_book, chapter_parameters, cha
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = 'profile = "cpu"\ndataset = "auto"\nfresh = False\nvalue = 1  # an int below 10\n' \
-             'items = {"a": 1}\nseconds = 0.0\nmarker = None'
+             'items = {"a": 1}\nseconds = 0.0\nmarker = None\ncrash = False'
 BODY = textwrap.dedent("""\
-    import time
+    import os, time
+    if crash:
+        os._exit(1)  # the kernel process ends, as on running out of memory
     if marker:
         open(marker, "w").close()
     time.sleep(seconds)
@@ -83,8 +85,16 @@ def test_a_failing_chapter_leaves_the_folder_byte_identical(copy_of_book):
     assert snapshot(folder) == before
 
 
+def test_a_dying_kernel_is_a_failed_chapter(copy_of_book):
+    sources, folder, before = copy_of_book
+    with pytest.raises(ChapterFailed, match="01_one.ipynb: the kernel died"):
+        build_book("cpu", sources=sources, output_dir=folder, html=False,
+                   extra={"crash": True})
+    assert snapshot(folder) == before
+
+
 @pytest.mark.parametrize("extra,message", [
-    ({"valeu": 2}, "-p valeu: no such parameter in chapter(s) 1; allowed: items, marker, seconds, value"),
+    ({"valeu": 2}, "-p valeu: no such parameter in chapter(s) 1; allowed: crash, items, marker, seconds, value"),
     ({"items": [1]}, "-p items=[1] is a list; allowed: a dict (the default of 01_one.ipynb is {'a': 1})"),
     ({"value": 2.5}, "-p value=2.5 is a float; allowed: an integer"),
     ({"value": True}, "-p value=True is a bool; allowed: an integer"),
