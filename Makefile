@@ -27,9 +27,10 @@ $(VENV)/.cluster-installed: requirements-cluster.txt $(VENV)/.installed
 	touch $@
 
 # Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained),
-# then build the HTML site into _build/html.
+# then build the HTML site into _build/html. Chapters executed at another PROFILE than book/'s go to
+# _build/book-PROFILE/ unless REPLACE=1.
 book: install
-	SPARSITY_BACKEND=$(BACKEND) $(PY) -m sparsity_lib book $(BOOK_ARGS)
+	SPARSITY_BACKEND=$(BACKEND) $(PY) -m sparsity_lib book $(BOOK_ARGS) $(if $(filter 1,$(REPLACE)),--replace,)
 
 # The whole test suite, including executing every notebook with the smoke profile and the
 # Ray/submitit sweep tests (so the cluster extras are installed here too).

@@ -3,7 +3,7 @@
 Public names are stable: notebooks and tests import them from here.
 """
 from .cluster import SweepFailed, run_sweep, sweep_records
-from .data import DATASETS, GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
+from .data import DATASETS, DatasetError, GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
 from .experiments import (DEFAULT_DATA_ROOT, PROFILES, Chapter, Profile, RunConfig, RunStore, config_hash,
                           get_profile, layer_frame, make_config, mean_over_seeds, resolve_config, run_or_load,
                           runs_frame, width_variant)
@@ -14,6 +14,6 @@ from .prune import PruneReport, fine_tune, fold_bn, latency, layer_costs, prune_
 from .regularizers import explicit_penalty, l1l2_penalty, slimming_penalty
 from .sparsity import (activation_sparsity, feature_universality, gamma_masks, gamma_sparsity, total_percent,
                        zero_inactive)
-from .train import evaluate, load_model, train
+from .train import TrainingDiverged, evaluate, load_model, train
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,15 +1,55 @@
-"""Command line: `python -m sparsity_lib {train,sweep,ls} --help`."""
+"""Command line: `python -m sparsity_lib {train,sweep,book,ls} --help`.
+
+Every expected failure ends as one line `error: ...` on stderr naming the parameter or file, the
+bad value and what is allowed: exit status 2 for a usage error (a bad value or a missing input),
+1 for a failure (a diverged run, a damaged dataset, a chapter that raised, an I/O error), 130 for
+Ctrl-C. A `--profile` other than `paper` fixes the epochs, so `--epochs` is an error there.
+"""
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import itertools
 import json
+import re
 import sys
 import typing
+import warnings
+from pathlib import Path
 
+from .book import ChapterFailed
+from .data import DatasetError
 from .experiments import (DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_hash, get_profile, make_config,
                           run_or_load, runs_frame)
+from .train import TrainingDiverged, pick_device
+
+USAGE_ERRORS = (ValueError, FileNotFoundError)  # exit 2: a bad value, a missing input
+FAILURES = (TrainingDiverged, DatasetError, ChapterFailed, OSError)  # exit 1
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (raised as ValueError) and negative numbers in scientific
+    notation read as values: `--l2 -1e-3` (plain argparse takes '-1e-3' for an option)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|nan)$")
+
+    def error(self, message):
+        raise ValueError(f"{message} (see {self.prog} --help)")
+
+
+def _count(minimum: int):
+    """An argparse type: an integer >= `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer >= {minimum}")
+        return value
+    return parse
 
 
 def _field_parser(field: dataclasses.Field):
@@ -39,12 +79,14 @@ FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
 
 def parse_value(name: str, text: str):
     if name not in FIELDS:
-        raise SystemExit(f"error: unknown config field {name!r}; allowed: {', '.join(FIELDS)}")
+        raise ValueError(f"unknown config field {name!r}; allowed: {', '.join(FIELDS)}")
     try:
         return _field_parser(FIELDS[name])(text)
     except ValueError:
-        allowed = "; allowed: true, false" if FIELDS[name].type == "bool" else ""
-        raise ValueError(f"{name}={text!r} is not a valid {FIELDS[name].type}{allowed}") from None
+        kind = str(FIELDS[name].type)
+        allowed = {"bool": "true, false", "int": "an integer", "int | None": "an integer or none",
+                   "float": "a number", "float | None": "a number or none"}.get(kind, kind)
+        raise ValueError(f"{name}={text!r} is not a valid {kind}; allowed: {allowed}") from None
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +127,7 @@ def backend_options(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sparsity_lib", description=__doc__)
+    parser = Parser(prog="python -m sparsity_lib", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train (or load) one configuration",
@@ -101,12 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(sweep)
     sweep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="fixed field")
     sweep.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2", help="swept field")
-    sweep.add_argument("--seeds", type=int, default=None, help="seeds per configuration (default: the profile's)")
+    sweep.add_argument("--seeds", type=_count(1), default=None, help="seeds per configuration (default: the profile's)")
     sweep.add_argument("--dry-run", action="store_true", help="list the configurations and whether they are stored")
     sweep.add_argument("--fused", default="auto", choices=("auto", "on", "off"),
                        help="train configs that differ only in optimizer hyperparameters/seed as one wide network: "
                             "auto = on CUDA only (default), on = any device, off = never")
-    sweep.add_argument("--max-models", type=int, default=32, help="models per fused group (default: %(default)s)")
+    sweep.add_argument("--max-models", type=_count(1), default=32, help="models per fused group (default: %(default)s)")
     sweep.add_argument("--amp", action="store_true", help="fused groups: bf16 autocast forward (recorded per run)")
     sweep.add_argument("--channels-last", action="store_true", help="fused groups: NHWC activations")
     sweep.add_argument("--compile", action="store_true", help="fused groups: torch.compile the fused forward")
@@ -118,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--chapter", default="all", help="all, a chapter number, or a comma list (2,5)")
     book.add_argument("--fresh", action="store_true", help="retrain every run instead of loading stored ones")
     book.add_argument("--no-html", action="store_true", help="execute notebooks only")
+    book.add_argument("--output", default=None, metavar="DIR",
+                      help="folder of the executed chapters (default: book/; a --profile other than the one "
+                           "book/ was executed at writes to _build/book-PROFILE/ instead)")
+    book.add_argument("--replace", action="store_true",
+                      help="replace chapters executed at another profile (e.g. the committed cpu chapters)")
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                       help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
 
@@ -129,9 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _split_assignment(text: str) -> tuple[str, str]:
     if "=" not in text:
-        raise SystemExit(f"error: expected FIELD=VALUE, got {text!r}")
+        raise ValueError(f"expected FIELD=VALUE, got {text!r}")
     name, value = text.split("=", 1)
     return name.strip(), value.strip()
+
+
+def check_profile_fields(profile_name: str, names) -> None:
+    """A profile that fixes the epochs (smoke, cpu) would silently replace an explicit `epochs`: refuse."""
+    profile = get_profile(profile_name)
+    if "epochs" in names and profile.epochs is not None:
+        raise ValueError(f"epochs: --profile {profile_name} fixes epochs at {profile.epochs:g} (LR drops keep their "
+                         "relative position); allowed: epochs with --profile paper only")
 
 
 def sweep_configs(args) -> list[RunConfig]:
@@ -142,6 +197,7 @@ def sweep_configs(args) -> list[RunConfig]:
         name, values = _split_assignment(text)
         grid[name] = [parse_value(name, value) for value in values.split(",")] if "tuple" not in str(
             FIELDS.get(name, dataclasses.field()).type) else [parse_value(name, values)]
+    check_profile_fields(args.profile, [*base, *grid])
     configs = []
     for combo in itertools.product(*grid.values()):
         for seed in profile.seed_list(args.seeds):
@@ -199,51 +255,84 @@ def print_table(records) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; the one error boundary of the CLI and `book` (see the module docstring)."""
+    command = None
+    warnings.formatwarning = one_line_warning
     try:
-        if args.command == "ls":
-            records = RunStore(args.store).records()
-            if args.json:
-                for record in records:
-                    print(json.dumps(record))
-            else:
-                print_table(records)
-            return 0
-        if args.command == "book":
-            from .book import ChapterFailed, build_book, parse_parameter
-            extra = {name: parse_parameter(value) for name, value in args.parameter}
-            try:
-                build_book(args.profile, args.dataset, args.chapter, args.fresh, extra, html=not args.no_html)
-            except ChapterFailed as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 1
-            return 0
-        if args.command == "train":
-            values = {name: parse_value(name, getattr(args, name)) for name in FIELDS
-                      if getattr(args, name) is not None}
-            configs = [make_config(args.profile, **values)]
-        else:
-            configs = sweep_configs(args)
-            if args.dry_run:
-                store = RunStore(args.store)
-                for config in configs:
-                    stored = store.record_path(config_hash(config)).exists()
-                    print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
-                return 0
-            if speed_options(args) and args.fused == "off":
-                raise ValueError(f"--{', --'.join(n.replace('_', '-') for n in speed_options(args))}: options of "
-                                 "the fused trainer; use --fused on (or auto on CUDA)")
-            if args.backend != "local":
-                return sweep_on_backend(configs, args)
-            if args.fused != "off":
-                from .fused import run_or_load_group
-                print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
-                                              device=args.device, profile=args.profile, fresh=args.fresh,
-                                              fused=args.fused, max_models=args.max_models,
-                                              **{name: True for name in speed_options(args)}))
-                return 0
-        print_table(run_configs(configs, args))
-        return 0
-    except (ValueError, FileNotFoundError) as error:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        return run_command(args)
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C); {INTERRUPTED.get(command, 'nothing was changed')}", file=sys.stderr)
+        return 130
+    except USAGE_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FAILURES as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def one_line_warning(message, category, *_args, **_kwargs) -> str:
+    """Warnings on the command line read like the errors: one line, no source excerpt."""
+    return f"warning: {message}\n"
+
+
+INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes from its last checkpoint",
+               "sweep": "finished runs are stored; an unfinished one resumes from its last checkpoint",
+               "book": "chapters not finished were not written; the folder keeps its previous ones"}
+
+
+def check_store_folder(store: str) -> None:
+    """`ls` reads an existing folder only."""
+    path = Path(store)
+    if not path.is_dir():
+        state = "is a file, not a folder" if path.exists() else "does not exist"
+        raise ValueError(f"store={store!r} {state}; allowed: a run store folder (default: {DEFAULT_STORE})")
+
+
+def run_command(args) -> int:
+    if args.command == "ls":
+        check_store_folder(args.store)
+        records = RunStore(args.store).records()
+        if args.json:
+            for record in records:
+                print(json.dumps(record))
+        else:
+            print_table(records)
+        return 0
+    if args.command == "book":
+        from .book import build_book, parse_parameter
+        extra = {name: parse_parameter(value) for name, value in args.parameter}
+        build_book(args.profile, args.dataset, args.chapter, args.fresh, extra, html=not args.no_html,
+                   output_dir=args.output, replace=args.replace)
+        return 0
+    if args.command == "train":
+        values = {name: parse_value(name, getattr(args, name)) for name in FIELDS
+                  if getattr(args, name) is not None}
+        check_profile_fields(args.profile, values)
+        configs = [make_config(args.profile, **values)]
+    else:
+        configs = sweep_configs(args)
+        if args.dry_run:
+            store = RunStore(args.store)
+            for config in configs:
+                stored = store.record_path(config_hash(config)).exists()
+                print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
+            return 0
+        if speed_options(args) and args.fused == "off":
+            raise ValueError(f"--{', --'.join(n.replace('_', '-') for n in speed_options(args))}: options of "
+                             "the fused trainer; use --fused on (or auto on CUDA)")
+    pick_device(args.device)  # a bad or unavailable device fails here; run_or_load checks the store
+    if args.command == "sweep":
+        if args.backend != "local":
+            return sweep_on_backend(configs, args)
+        if args.fused != "off":
+            from .fused import run_or_load_group
+            print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
+                                          device=args.device, profile=args.profile, fresh=args.fresh,
+                                          fused=args.fused, max_models=args.max_models,
+                                          **{name: True for name in speed_options(args)}))
+            return 0
+    print_table(run_configs(configs, args))
+    return 0

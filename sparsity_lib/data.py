@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import pickle
+import tarfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -75,6 +78,10 @@ class ImageData:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+class DatasetError(RuntimeError):
+    """A dataset file is present but damaged or incomplete; the message names the file and the fix."""
 
 
 def _check_choice(parameter: str, value, allowed) -> None:
@@ -183,12 +190,19 @@ def load_cifar(name: str, root, split: str, download: bool = False) -> ImageData
     if not (Path(root) / folder).is_dir() and archive.is_file():
         if not check_integrity(archive, cls.tgz_md5):
             warnings.warn(f"{archive} does not match the official md5 {cls.tgz_md5}; extracting it anyway")
-        extract_archive(str(archive), str(root))
+        try:
+            extract_archive(str(archive), str(root))
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+            raise DatasetError(f"{archive} is not a readable {title} tarball ({type(error).__name__}: {error}); "
+                               f"replace it with the official {tarball}, or pass download=True") from error
     try:
         dataset = cls(str(root), train=split == "train", download=download)
     except RuntimeError as error:
-        raise RuntimeError(f"{title} in {root} is incomplete or corrupted (md5 mismatch): delete "
+        raise DatasetError(f"{title} in {root} is incomplete or corrupted (md5 mismatch): delete "
                            f"{folder}/ and place a fresh {tarball}, or pass download=True") from error
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError) as error:
+        raise DatasetError(f"{title} in {Path(root) / folder} cannot be read ({type(error).__name__}: {error}): "
+                           f"delete {folder}/ and place a fresh {tarball}, or pass download=True") from error
     images = torch.from_numpy(np.ascontiguousarray(dataset.data.transpose(0, 3, 1, 2)))
     mean, std = NORMALIZATION[name]
     return ImageData(images, torch.tensor(dataset.targets, dtype=torch.int64), list(dataset.classes), name, mean, std)

@@ -9,19 +9,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
+import re
+import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .models import ACTIVATIONS, HEADS, MODELS, WIDTH_VARIANTS
+from .models import ACTIVATIONS, HEADS, MODELS, WIDTH_VARIANTS, layer_names
 from .optim import OPTIMIZERS
 
 DATASET_CHOICES = ("auto", "cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
 DEFAULT_STORE = Path(os.environ.get("SPARSITY_STORE", "results"))
 DEFAULT_DATA_ROOT = Path(os.environ.get("SPARSITY_DATA", "data"))
 RECORD_KEYS = ("config", "config_hash", "final", "history", "provenance")
+# Headline numbers of a record's `final`: each must be a finite number where present (test_err always is).
+HEADLINE_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "sparsity_gamma", "sparsity_act")
+STALE_TEMPORARY_S = 3600.0  # a write's temporary file older than this was left by a killed process
 
 
 @dataclass(frozen=True)
@@ -94,14 +100,28 @@ class RunConfig:
 FLOAT_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.type.split(" ")[0] == "float")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (not a bool, a string, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def normalize_numbers(config: RunConfig) -> None:
-    """Store float fields as floats (l2=0 and l2=0.0 must hash the same) and sequences as tuples."""
+    """Store float fields as floats (l2=0 and l2=0.0 must hash the same) and sequences as tuples.
+
+    Values of the wrong type are left as they are, for `validate` to reject with a clear message.
+    """
     for name in FLOAT_FIELDS:
         value = getattr(config, name)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if _is_int(value):
             object.__setattr__(config, name, float(value))
-    object.__setattr__(config, "lr_drops", tuple(float(d) for d in config.lr_drops))
-    object.__setattr__(config, "snapshot_layers", tuple(config.snapshot_layers))
+    if isinstance(config.lr_drops, (list, tuple)) and all(_is_number(d) for d in config.lr_drops):
+        object.__setattr__(config, "lr_drops", tuple(float(d) for d in config.lr_drops))
+    if isinstance(config.snapshot_layers, list):
+        object.__setattr__(config, "snapshot_layers", tuple(config.snapshot_layers))
 
 
 def _fail(field_name, value, allowed) -> None:
@@ -109,37 +129,50 @@ def _fail(field_name, value, allowed) -> None:
 
 
 def validate(config: RunConfig) -> None:
-    """Reject bad values with a message naming the field, the value and what is allowed."""
+    """Reject bad values with a message naming the field, the value and what is allowed.
+
+    Types are checked first (an int field takes only ints, not 1.5, '1' or True; a float field takes
+    ints and floats, not strings), and every number must be finite: NaN and infinity are rejected.
+    """
     choices = {"dataset": DATASET_CHOICES, "model": MODELS, "activation": ACTIVATIONS,
                "optimizer": OPTIMIZERS}
     for name, allowed in choices.items():
-        if getattr(config, name) not in allowed:
+        if not isinstance(getattr(config, name), str) or getattr(config, name) not in allowed:
             _fail(name, getattr(config, name), ", ".join(allowed))
     positive_ints = ("batch_size", "ref_batch_size", "first_width")
     for name in positive_ints:
         value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not _is_int(value) or value < 1:
             _fail(name, value, "an integer >= 1")
+    for name in ("seed", "snapshot_count"):
+        if not _is_int(getattr(config, name)) or getattr(config, name) < 0:
+            _fail(name, getattr(config, name), "an integer >= 0")
     for name in ("image_size", "train_subset", "test_subset", "num_classes"):
         value = getattr(config, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (not _is_int(value) or value < 1):
             _fail(name, value, "None or an integer >= 1")
+    for name in FLOAT_FIELDS:
+        value = getattr(config, name)
+        if not (_is_number(value) or (value is None and name == "lr")):
+            _fail(name, value, "a finite number" + (" or None (paper default)" if name == "lr" else ""))
     for name in ("l2", "wd", "slimming_l1", "l1l2"):
         if not 0 <= getattr(config, name) < 1:
             _fail(name, getattr(config, name), "a number in [0, 1)")
     for name in ("width", "epochs", "gamma_lr_scale", "beta_lr_scale"):
         if not getattr(config, name) > 0:
-            _fail(name, getattr(config, name), "a number > 0")
+            _fail(name, getattr(config, name), "a finite number > 0")
     if config.lr is not None and not config.lr > 0:
-        _fail("lr", config.lr, "None (paper default) or a number > 0")
+        _fail("lr", config.lr, "None (paper default) or a finite number > 0")
     if not 0 <= config.clutter <= 1:
         _fail("clutter", config.clutter, "a number in [0, 1]")
     if not isinstance(config.train_stream, bool):
         _fail("train_stream", config.train_stream, "True or False")
-    if any(not 0 < drop < config.epochs for drop in config.lr_drops):
+    if not isinstance(config.lr_drops, tuple) or any(not _is_number(drop) or not 0 < drop < config.epochs
+                                                     for drop in config.lr_drops):
         _fail("lr_drops", config.lr_drops, f"epochs strictly between 0 and epochs={config.epochs}")
-    if config.snapshot_count < 0:
-        _fail("snapshot_count", config.snapshot_count, "an integer >= 0")
+    layers = layer_names(config.model)
+    if not isinstance(config.snapshot_layers, tuple) or any(layer not in layers for layer in config.snapshot_layers):
+        _fail("snapshot_layers", config.snapshot_layers, f"layers of {config.model}: {', '.join(layers)}")
 
 
 def config_hash(config: RunConfig) -> str:
@@ -245,6 +278,59 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
+def is_temporary(path: Path) -> bool:
+    """Whether `path` is named like a `temporary_path` (`.<name>.<32 hex digits>.tmp`)."""
+    return re.fullmatch(r"\..+\.[0-9a-f]{32}\.tmp", path.name) is not None
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 hex digest of a file's bytes (the store's weights checksum)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_record(record, key: str) -> None:
+    """Raise ValueError saying why `record` (parsed JSON) cannot be served as run `key`.
+
+    A servable record is a dict with every RECORD_KEYS field of the right type, whose stored config
+    is valid and hashes to `key` (an edited config describes another run), and whose headline numbers
+    (HEADLINE_METRICS, test_err required) are finite.
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"it holds {type(record).__name__}, not a record (a JSON object)")
+    missing = [name for name in RECORD_KEYS if name not in record]
+    if missing:
+        raise ValueError(f"field(s) missing: {', '.join(missing)}")
+    for name, kind in {"config": dict, "config_hash": str, "final": dict, "history": list, "provenance": dict}.items():
+        if not isinstance(record[name], kind):
+            raise ValueError(f"field {name!r} is a {type(record[name]).__name__}, not a {kind.__name__}")
+    if record["config_hash"] != key:
+        raise ValueError(f"its config_hash field is {record['config_hash']!r}, not {key!r}")
+    stored = config_hash(RunConfig.from_dict(record["config"]))
+    if stored != key:
+        raise ValueError(f"its config hashes to {stored}, not {key}: it describes another run")
+    if "test_err" not in record["final"]:
+        raise ValueError("final test_err is missing")
+    for name in HEADLINE_METRICS:
+        if name in record["final"] and not _is_number(record["final"][name]):
+            raise ValueError(f"final {name}={record['final'][name]!r} is not a finite number")
+    if "weights_sha256" in record and not isinstance(record["weights_sha256"], str):
+        raise ValueError(f"weights_sha256={record['weights_sha256']!r} is not a hex digest")
+
+
+def set_aside(path: Path, reason: str, what: str = "record") -> None:
+    """Rename a damaged store file to `<name>.corrupt` (kept for inspection) and warn, naming it."""
+    aside = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another reader moved it aside first
+        pass
+    warnings.warn(f"run store: {what} {path} is corrupt ({reason}); moved to {aside.name}, will recompute")
+
+
 def atomic_write(path: Path, write) -> None:
     """`write(tmp)` fills a temporary file in the same folder, which is then renamed to `path`: readers
     never see half a file, an interrupted write never replaces a good one, and concurrent writers of
@@ -272,7 +358,10 @@ def atomic_write_text(path: Path, text: str) -> None:
 class RunStore:
     """A folder of finished runs: `<hash>.json` (the record) and `<hash>.pt` (final weights).
 
-    Checkpoints of unfinished runs live in `checkpoints/<hash>.pt` until the run finishes.
+    Checkpoints of unfinished runs live in `checkpoints/<hash>.pt` until the run finishes. `load`
+    serves only records it can vouch for (`check_record`, and weights matching the record's
+    `weights_sha256`); anything else is moved aside as `<name>.corrupt` with a warning, so the run
+    is recomputed.
     """
     root: Path = field(default_factory=lambda: DEFAULT_STORE)
 
@@ -289,25 +378,63 @@ class RunStore:
         return self.root / "checkpoints" / f"{key}.pt"
 
     def load(self, key: str) -> dict | None:
-        """The stored record, or None when absent. A corrupt record is moved aside with a warning."""
+        """The stored record, or None when absent or set aside (see the class docstring).
+
+        Records written before weights checksums existed have no `weights_sha256` field: they are
+        served without a weights check (their other checks still apply).
+        """
         path = self.record_path(key)
         if not path.exists():
             return None
         try:
             record = json.loads(path.read_text())
-            if not all(k in record for k in RECORD_KEYS) or record["config_hash"] != key:
-                raise ValueError("missing fields or wrong hash")
-            return record
+            check_record(record, key)
         except FileNotFoundError:  # another reader moved a corrupt record aside meanwhile
             return None
-        except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
-            aside = path.with_suffix(".json.corrupt")
-            try:
-                os.replace(path, aside)
-            except FileNotFoundError:  # another reader moved it aside first
-                pass
-            warnings.warn(f"run store: record {path} is corrupt ({error}); moved to {aside.name}, will recompute")
+        except (ValueError, TypeError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+            set_aside(path, str(error))
             return None
+        if "weights_sha256" in record:
+            weights = self.weights_path(key)
+            try:
+                matches = file_sha256(weights) == record["weights_sha256"]
+            except FileNotFoundError:
+                matches = False
+            if not matches:
+                if weights.exists():
+                    set_aside(weights, f"its sha256 differs from the one in {path.name}", "weights")
+                set_aside(path, f"its weights {weights.name} are missing or do not match its weights_sha256")
+                return None
+        return record
+
+    def check_writable(self) -> None:
+        """Raise ValueError naming the folder when finished runs cannot be written to it; run before
+        training, so a bad store fails at once instead of after the first epoch."""
+        where = f"store={str(self.root)!r}"
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"{where} is a file, not a folder; allowed: a folder (created when missing)")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = temporary_path(self.root / "write-check")
+            probe.open("x").close()
+            probe.unlink()
+        except OSError as error:
+            raise ValueError(f"{where} cannot be written ({error.strerror or error}); "
+                             "allowed: a folder you can create and write to") from None
+
+    def remove_stale_temporaries(self, max_age_s: float = STALE_TEMPORARY_S) -> list[Path]:
+        """Delete the temporary files of writes killed more than `max_age_s` seconds ago (younger ones
+        may belong to a write in progress); the paths removed."""
+        removed = []
+        for folder in (self.root, self.root / "checkpoints"):
+            for path in folder.glob(".*.tmp"):
+                try:
+                    if is_temporary(path) and time.time() - path.stat().st_mtime > max_age_s:
+                        path.unlink()
+                        removed.append(path)
+                except FileNotFoundError:  # another process removed it first
+                    pass
+        return removed
 
     def save(self, record: dict) -> Path:
         path = self.record_path(record["config_hash"])
@@ -339,7 +466,8 @@ def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None
     """The record of `config`: loaded from the store when present, else trained and stored.
 
     `fresh=True` retrains even when stored. `train_fn` replaces `train.train` (used by the fused
-    trainer and by tests). A finished run is written atomically before this returns.
+    trainer and by tests). A finished run is written atomically before this returns. Before training,
+    the store is checked to be writable (ValueError naming it) and stale temporary files are removed.
     """
     store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
     config, _ = resolve_config(config, data_root)
@@ -347,6 +475,8 @@ def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None
     record = None if fresh else store.load(key)
     if record is not None:
         return record
+    store.check_writable()
+    store.remove_stale_temporaries()
     if train_fn is None:
         from .train import train as train_fn
     record = train_fn(config, data_root=data_root, device=device, checkpoint_path=store.checkpoint_path(key),
@@ -394,7 +524,7 @@ class Chapter:
         self.settings = get_profile(self.profile)
         if self.dataset not in DATASET_CHOICES:
             raise ValueError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASET_CHOICES)}")
-        if self.seeds is not None and (not isinstance(self.seeds, int) or self.seeds < 1):
+        if self.seeds is not None and (not _is_int(self.seeds) or self.seeds < 1):
             raise ValueError(f"seeds={self.seeds!r} is invalid; allowed: None (the profile's) or an integer >= 1")
         probe, self.dataset_reason = resolve_config(RunConfig(dataset=self.dataset), self.data_root)
         self.dataset_used = probe.dataset

@@ -36,9 +36,9 @@ from .models import VGG, BasicNet, ConvBlock, _check_choice, conv_bn_layers
 from .optim import DEFAULT_LR, bn_param_groups
 from .regularizers import explicit_penalty
 from .sparsity import GAMMA_THRESHOLD, bn_parameters
-from .train import (MAX_EVALUATIONS, build_model, final_metrics, git_commit, iterations,
-                    load_splits, restore_checkpoint, lr_factor, pick_device, save_checkpoint, snapshot_epochs,
-                    training_device)
+from .train import (MAX_EVALUATIONS, build_model, check_finite, final_metrics, first_bad_step, git_commit,
+                    iterations, load_splits, restore_checkpoint, lr_factor, pick_device, save_checkpoint,
+                    snapshot_epochs, training_device)
 from .train import train as train_single
 
 # Fields that may differ inside a fused group: they change only the initialization (seed, BN init),
@@ -524,6 +524,10 @@ def train_step(net: FusedNet, optimizer: FusedOptimizer, x: torch.Tensor, y: tor
     return losses.detach(), (logits.detach().argmax(2) != y).sum(1)
 
 
+def _run_name(config: RunConfig, key: str, size: int) -> str:
+    return f"{key} ({config.label()} seed {config.seed}, in a fused group of {size})"
+
+
 def _device_name(dev: torch.device) -> str:
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu"
 
@@ -577,7 +581,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
 
     state = {"epoch": 0, "step": 0, "histories": [[] for _ in members], "snapshots": [{} for _ in members],
              "elapsed": 0.0}
-    saved = restore_checkpoint(checkpoint_path, key, net, optimizer)
+    saved = restore_checkpoint(checkpoint_path, key, net, optimizer, state.keys())
     if saved is not None:
         state = saved
     else:
@@ -595,12 +599,14 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
         net.train()
         loss_sum = torch.zeros(size, device=dev)
         wrong = torch.zeros(size, device=dev)
+        bad_step = torch.full((size,), -1, device=dev)
         seen = 0
         for x, y in loader:
             if state["step"] >= total_steps:
                 break
             losses, errors = train_step(net, optimizer, x, y, lr_factor(state["step"], drops), penalty=penalty,
                                         forward=forward, amp=amp)
+            bad_step = first_bad_step(losses, state["step"] + 1, bad_step)
             loss_sum += losses * y.shape[1]
             wrong += errors
             seen += y.shape[1]
@@ -608,6 +614,8 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
             bar.update(1)
         train_loss = (loss_sum / max(1, seen)).tolist()
         train_err = (100.0 * wrong / max(1, seen)).tolist()
+        for i, (config, bad) in enumerate(zip(members, bad_step.tolist())):  # before any checkpoint
+            check_finite(train_loss[i], _run_name(config, keys[i], size), bad if bad >= 0 else state["step"], bar=bar)
         inactive = _inactive_gamma(net)
         evaluated = (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs
         test_loss, test_err = fused_evaluate(net, test_data) if evaluated else (None, None)
@@ -639,6 +647,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
         history = state["histories"][i]
         train_loss, train_err = (history[-1]["train_loss"], history[-1]["train_err"]) if history else (math.nan,) * 2
         final, universality = final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err)
+        check_finite(final["test_loss"], _run_name(config, keys[i], size), state["step"], "test loss")
         records.append({"config": config.to_dict(), "config_hash": keys[i], "final": final, "history": history,
                         "snapshots": state["snapshots"][i], "universality": universality,
                         "bn": bn_parameters(model), "model": model})
@@ -647,7 +656,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     for i, record in zip(order, records):
         model = record.pop("model")
         if weights_paths[i] is not None:
-            save_checkpoint(Path(weights_paths[i]), model.state_dict())
+            record["weights_sha256"] = save_checkpoint(Path(weights_paths[i]), model.state_dict())
         record["provenance"] = {
             "dataset_used": train_data.name, "train_images": len(train_data), "test_images": len(test_data),
             "image_size": train_data.image_size, "steps": total_steps, "device": str(dev),
@@ -689,6 +698,9 @@ def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, da
         raise ValueError(f"{', '.join(k for k, v in speed.items() if v)}: options of the fused trainer, which "
                          f"fused={fused!r} does not use here; pass fused='on' (or 'auto' on CUDA)")
     groups = fusable_groups(missing, max_models) if fuse_here else [[c] for c in missing]
+    if groups:
+        store.check_writable()
+        store.remove_stale_temporaries()
     for group in groups:
         if len(group) > 1 or (any(speed.values()) and can_fuse(group)[0]):
             checkpoint = group_checkpoint_path(store, group)

@@ -27,6 +27,13 @@ VGG_CONFIGS = {
 WIDTH_VARIANTS = {"64-1x": (64, 1.0), "64-0.5x": (64, 0.5), "32-0.25x": (32, 0.25)}
 
 
+def layer_names(name: str) -> tuple[str, ...]:
+    """The conv feature layer names (C1, C2, ...) of model `name`, as `conv_bn_layers` names them."""
+    _check_choice("model", name, MODELS)
+    count = len(BASICNET_WIDTHS) + 1 if name == "basicnet" else sum(item != "M" for item in VGG_CONFIGS[int(name[3:])])
+    return tuple(f"C{i}" for i in range(1, count + 1))
+
+
 def _check_choice(param: str, value, allowed) -> None:
     if value not in allowed:
         raise ValueError(f"{param}={value!r} is not supported; allowed values: {', '.join(map(str, allowed))}")

@@ -7,8 +7,10 @@ path resumes exactly where it stopped (data order depends only on seed and epoch
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
+import re
 import platform
 import subprocess
 import time
@@ -22,7 +24,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import load_dataset, make_loader
-from .experiments import DEFAULT_DATA_ROOT, RunConfig, atomic_write, config_hash
+from .experiments import DEFAULT_DATA_ROOT, RunConfig, atomic_write, config_hash, file_sha256
 from .models import conv_bn_layers, make_model
 from .optim import DEFAULT_LR, make_optimizer
 from .regularizers import explicit_penalty
@@ -30,13 +32,47 @@ from .sparsity import (activation_masks, bn_parameters, gamma_masks, gamma_spars
                        total_percent, universality_from_pooled, zero_inactive)
 
 MAX_EVALUATIONS = 50  # test-set evaluations spread over a run
+DEVICES = "auto, cpu, cuda, cuda:N"
+
+
+class TrainingDiverged(RuntimeError):
+    """A run's loss became NaN or infinite: the run stops and nothing of it is stored."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; otherwise the named device."""
+    """'auto' -> cuda when available, else cpu; otherwise the named device, which must exist here.
+
+    Raises ValueError naming the device and the allowed values for a misspelt or unavailable one.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        raise ValueError(f"device={device!r} is invalid; allowed: {DEVICES}")
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device[5:] or 0)
+        if index >= count:
+            raise ValueError(f"device={device!r} is not available here ({count} CUDA device(s) found); "
+                             f"allowed: auto, cpu" + (f", cuda:0..cuda:{count - 1}" if count else ""))
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r} is not available here; allowed: auto, cpu")
     return torch.device(device)
+
+
+def check_finite(loss: float, run: str, step: int, what: str = "training loss", bar=None) -> None:
+    """Raise TrainingDiverged naming the run and the step when `loss` is NaN or infinite (closing the
+    progress `bar` first, so the message starts a clean line)."""
+    if not math.isfinite(loss):
+        if bar is not None:
+            bar.close()
+        raise TrainingDiverged(f"run {run} diverged: the {what} became {loss} at step {step}; nothing was "
+                               "stored (lower lr, or check the config's scales and initialization)")
+
+
+def first_bad_step(losses: torch.Tensor, step: int, first: torch.Tensor) -> torch.Tensor:
+    """`first` (-1 while all were finite) updated with `step` where `losses` is first non-finite;
+    on the device, so checking every step costs no synchronization."""
+    return torch.where((first < 0) & ~torch.isfinite(losses), torch.full_like(first, step), first)
 
 
 def load_splits(config: RunConfig, data_root=None):
@@ -107,10 +143,17 @@ def snapshot_epochs(config: RunConfig, num_epochs: int) -> set[int]:
     return {round(i * num_epochs / max(1, count - 1)) for i in range(count)}
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> str:
     """torch.save through `atomic_write`: an interrupted save never replaces a good checkpoint, and two
-    workers checkpointing the same run at once never share a temporary file."""
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    workers checkpointing the same run at once never share a temporary file. Returns the sha256 of
+    the bytes written (a record's `weights_sha256`)."""
+    digest = []
+
+    def write(tmp: Path) -> None:
+        torch.save(state, tmp)
+        digest.append(file_sha256(tmp))
+    atomic_write(path, write)
+    return digest[0]
 
 
 def load_checkpoint(path: Path | None, key: str) -> dict | None:
@@ -123,21 +166,44 @@ def load_checkpoint(path: Path | None, key: str) -> dict | None:
             raise ValueError(f"it belongs to run {state.get('config_hash')}, not {key}")
         return state
     except Exception as error:  # any unreadable file: keep it for inspection, restart the run
-        aside = Path(path).with_suffix(".corrupt")
-        os.replace(path, aside)
-        warnings.warn(f"checkpoint {path} is unusable ({error}); moved to {aside.name} and restarting the run")
+        set_checkpoint_aside(Path(path), error)
         return None
 
 
-def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer) -> dict | None:
-    """Load model, optimizer and RNG from run `key`'s checkpoint; its saved loop state, or None."""
+def set_checkpoint_aside(path: Path, error: Exception) -> None:
+    aside = path.with_suffix(".corrupt")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:  # another worker set it aside first
+        pass
+    warnings.warn(f"checkpoint {path} is unusable ({type(error).__name__}: {error}); moved to {aside.name} "
+                  "and restarting the run")
+
+
+def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer, state_keys=()) -> dict | None:
+    """Load model, optimizer and RNG from run `key`'s checkpoint; its saved loop state, or None.
+
+    A checkpoint that does not fit (missing optimizer state, wrong shapes, a loop state without
+    `state_keys`) is set aside like an unreadable one, and model and optimizer are left as they were.
+    """
     checkpoint = load_checkpoint(path, key)
     if checkpoint is None:
         return None
-    model.load_state_dict(checkpoint["model"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    torch.set_rng_state(checkpoint["rng"])
-    return checkpoint["state"]
+    initial = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    try:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        state = checkpoint["state"]
+        missing = [name for name in state_keys if name not in state]
+        if missing:
+            raise KeyError(f"loop state lacks {', '.join(missing)}")
+        torch.set_rng_state(checkpoint["rng"])
+    except Exception as error:  # noqa: BLE001 -- whatever does not fit, the run restarts from scratch
+        model.load_state_dict(initial[0])
+        optimizer.load_state_dict(initial[1])
+        set_checkpoint_aside(Path(path), error)
+        return None
+    return state
 
 
 def git_commit() -> str:
@@ -229,7 +295,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     snapshots_at = snapshot_epochs(config, num_epochs)
 
     state = {"epoch": 0, "step": 0, "history": [], "snapshots": {}, "elapsed": 0.0}
-    saved = restore_checkpoint(checkpoint_path, key, model, optimizer)
+    saved = restore_checkpoint(checkpoint_path, key, model, optimizer, state.keys())
     if saved is not None:
         state = saved
     elif 0 in snapshots_at:
@@ -244,18 +310,22 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
         model.train()
         loss_sum = torch.zeros((), device=dev)
         wrong = torch.zeros((), device=dev)
+        bad_step = torch.full((), -1, device=dev)
         seen = 0
         for x, y in train_loader:
             if state["step"] >= total_steps:
                 break
             set_lr(optimizer, base_lr, lr_factor(state["step"], drops))
             loss, logits = train_step(model, optimizer, x, y, config)
+            bad_step = first_bad_step(loss, state["step"] + 1, bad_step)
             loss_sum += loss * len(y)
             wrong += (logits.argmax(1) != y).sum()
             seen += len(y)
             state["step"] += 1
             bar.update(1)
         train_loss, train_err = float(loss_sum) / max(1, seen), 100.0 * float(wrong) / max(1, seen)
+        check_finite(train_loss, f"{key} ({config.label()} seed {config.seed})",  # before any checkpoint
+                     int(bad_step) if bad_step >= 0 else state["step"], bar=bar)
         entry = {"epoch": epoch + 1, "step": state["step"], "lr": base_lr * lr_factor(state["step"] - 1, drops),
                  "train_loss": train_loss, "train_err": train_err,
                  "inactive_gamma": {row.layer: row.inactive for row in gamma_sparsity(model).itertuples()}}
@@ -277,9 +347,10 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     if state["history"]:
         train_loss, train_err = state["history"][-1]["train_loss"], state["history"][-1]["train_err"]
     final, universality = final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err)
-    if weights_path is not None:
-        save_checkpoint(Path(weights_path), model.state_dict())
-    return {
+    check_finite(final["test_loss"], f"{key} ({config.label()} seed {config.seed})", state["step"], "test loss")
+    weights = {} if weights_path is None else {"weights_sha256": save_checkpoint(Path(weights_path),
+                                                                                  model.state_dict())}
+    return {**weights,
         "config": config.to_dict(), "config_hash": key, "final": final, "history": state["history"],
         "snapshots": state["snapshots"], "universality": universality, "bn": bn_parameters(model),
         "provenance": {
@@ -295,9 +366,20 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
 
 
 def load_model(record: dict, weights_path, device: str = "cpu") -> nn.Module:
-    """Rebuild the trained model of a stored record from its saved weights."""
+    """Rebuild the trained model of a stored record from its saved weights.
+
+    Raises ValueError naming the file when the weights are missing, do not match the record's
+    `weights_sha256`, cannot be read, or do not fit the record's model.
+    """
+    path = Path(weights_path)
     config = RunConfig.from_dict(record["config"])
     classes = config.num_classes or {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(config.dataset, 10)
     model = build_model(config, classes, record["provenance"]["image_size"])
-    model.load_state_dict(torch.load(weights_path, map_location=device))
+    try:
+        if "weights_sha256" in record and file_sha256(path) != record["weights_sha256"]:
+            raise ValueError(f"its sha256 differs from the record's weights_sha256 {record['weights_sha256'][:12]}...")
+        model.load_state_dict(torch.load(path, map_location=device))
+    except Exception as error:  # noqa: BLE001 -- one message naming the file, whatever torch raised
+        raise ValueError(f"weights file {path} of run {record.get('config_hash')} is unusable "
+                         f"({type(error).__name__}: {error})") from error
     return model.to(device).eval()

@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 from torchvision import datasets
 
-from sparsity_lib.data import GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
+from sparsity_lib.data import DatasetError, GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
 
 # ----------------------------------------------------------------------------------------------
 # Synthetic shapes
@@ -235,8 +235,17 @@ def test_cifar_missing_root_says_what_to_place(tmp_path):
 
 def test_cifar_with_wrong_md5_is_reported_as_corrupted(tmp_path):
     _cifar_tarball(tmp_path, "cifar10")
-    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="corrupted"):
+    with pytest.warns(UserWarning), pytest.raises(DatasetError, match="corrupted"):
         load_dataset("cifar10", tmp_path, "train")
+
+
+@pytest.mark.parametrize("content", [b"this is not a tarball", b"\x1f\x8b\x08\x00truncated gzip"])
+def test_fake_cifar_tarball_is_a_clear_error_naming_it(tmp_path, content):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(content)
+    with pytest.warns(UserWarning, match="md5"), pytest.raises(DatasetError) as error:
+        load_dataset("cifar10", tmp_path, "train")
+    assert str(error.value).startswith(f"{tmp_path / 'cifar-10-python.tar.gz'} is not a readable CIFAR-10 tarball")
+    assert "replace it with the official cifar-10-python.tar.gz" in str(error.value)
 
 
 def test_resolve_dataset(tmp_path, no_cifar_md5):

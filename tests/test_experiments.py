@@ -1,9 +1,16 @@
+import hashlib
 import json
+import os
+import shutil
+import time
 import warnings
+from pathlib import Path
 
 import pytest
+import torch
 
 from sparsity_lib import PROFILES, RunConfig, RunStore, config_hash, get_profile, run_or_load, train
+from sparsity_lib.experiments import STALE_TEMPORARY_S
 
 
 def test_default_config_is_the_papers():
@@ -86,3 +93,193 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar-10"):
         run_or_load(config, store=tmp_path, data_root=tmp_path / "nowhere", progress=False)
     assert not list(tmp_path.glob("*.json"))
+
+
+# ------------------------------------------------------------------ validation: types, NaN, infinity
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("field,value,allowed", [
+    ("lr", INF, "finite number"), ("width", INF, "finite number"), ("epochs", INF, "finite number"),
+    ("gamma_lr_scale", INF, "finite number"), ("beta_lr_scale", NAN, "finite number"),
+    ("bn_weight_init", NAN, "finite number"), ("bn_bias_init", -INF, "finite number"),
+    ("negative_slope", INF, "finite number"), ("l2", NAN, "finite number"), ("wd", INF, "finite number"),
+    ("clutter", NAN, "finite number"), ("l2", "1e-3", "finite number"), ("width", True, "finite number"),
+    ("seed", "x", "integer >= 0"), ("seed", 1.5, "integer >= 0"), ("seed", True, "integer >= 0"),
+    ("seed", -1, "integer >= 0"), ("snapshot_count", 2.5, "integer >= 0"), ("batch_size", True, "integer >= 1"),
+    ("image_size", 16.0, "None or an integer"), ("train_subset", False, "None or an integer"),
+    ("optimizer", 3, "sgd"), ("lr_drops", ("x",), "epochs strictly between"), ("lr_drops", (INF,), "strictly"),
+    ("lr_drops", "100", "strictly between"), ("snapshot_layers", ("C99",), "C1, C2, C3, C4, C5, C6, C7"),
+    ("snapshot_layers", "C5", "layers of basicnet"), ("train_stream", 1, "True or False"),
+])
+def test_bad_types_and_non_finite_values_are_rejected(field, value, allowed):
+    with pytest.raises(ValueError) as error:
+        RunConfig(**{field: value})
+    assert f"RunConfig.{field}=" in str(error.value) and allowed in str(error.value)
+
+
+def test_snapshot_layers_are_checked_against_the_chosen_model():
+    assert RunConfig(model="vgg11", snapshot_layers=("C8",)).snapshot_layers == ("C8",)
+    with pytest.raises(ValueError, match="layers of basicnet: C1, .*C7$"):
+        RunConfig(snapshot_layers=("C8",))
+    with pytest.raises(ValueError, match="layers of vgg11: C1, .*C8$"):
+        RunConfig(model="vgg11", snapshot_layers=("C9",))
+
+
+def test_numbers_of_the_right_type_still_normalize():
+    assert RunConfig(l2=0, lr_drops=[250], snapshot_layers=["C5"]) == RunConfig(l2=0.0, lr_drops=(250.0,),
+                                                                                snapshot_layers=("C5",))
+
+
+# --------------------------------------------------------------------- the store vouches for records
+def fake_train(config, *, weights_path, **_):
+    """A stand-in trainer: a valid record, and weights written (and checksummed) as `train` does."""
+    from sparsity_lib.train import save_checkpoint
+    checksum = save_checkpoint(weights_path, {"w": torch.full((4,), float(config.seed))})
+    return {"config": config.to_dict(), "config_hash": config_hash(config), "final": {"test_err": 12.5},
+            "history": [], "provenance": {}, "weights_sha256": checksum}
+
+
+@pytest.fixture
+def stored(tmp_path):
+    """(store, config, counting trainer): one run stored by the fake trainer."""
+    store = RunStore(tmp_path / "store")
+    config = RunConfig(dataset="synthetic", seed=3)
+    train_fn, calls = counting(fake_train)
+    run_or_load(config, store=store, train_fn=train_fn, progress=False)
+    assert len(calls) == 1
+    return store, config, train_fn, calls
+
+
+def reloads_after_setting_aside(store, config, train_fn, calls, aside, match) -> dict:
+    """run_or_load warns naming the file, moves it to `aside`, trains again and stores a good record."""
+    with pytest.warns(UserWarning, match=match) as caught:
+        record = run_or_load(config, store=store, train_fn=train_fn, progress=False)
+    assert len(calls) == 2 and (store.root / aside).exists()
+    assert any(str(store.root / aside.replace(".corrupt", "")) in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.load(config_hash(config)) == json.loads(json.dumps(record))  # served without a word
+    return record
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("null", "holds NoneType"), ("[1, 2]", "holds list"), ('{"config": {}}', "missing"),
+])
+def test_null_and_non_dict_records_are_set_aside(stored, content, reason):
+    store, config, train_fn, calls = stored
+    key = config_hash(config)
+    store.record_path(key).write_text(content)
+    with pytest.warns(UserWarning, match=reason):
+        assert store.records() == []  # `ls` skips it instead of crashing
+    assert (store.root / f"{key}.json.corrupt").read_text() == content
+    run_or_load(config, store=store, train_fn=train_fn, progress=False)
+    assert len(calls) == 2 and store.load(key)["config_hash"] == key
+
+
+def test_record_of_an_edited_config_is_not_served(stored):
+    store, config, train_fn, calls = stored
+    key = config_hash(config)
+    record = json.loads(store.record_path(key).read_text())
+    record["config"]["l2"] = 1e-3  # the config no longer hashes to the file's name
+    store.record_path(key).write_text(json.dumps(record))
+    served = reloads_after_setting_aside(store, config, train_fn, calls, f"{key}.json.corrupt",
+                                         "describes another run")
+    assert served["config"]["l2"] == config.l2
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda r: r["final"].update(test_err=float("nan")), "test_err=nan is not a finite number"),
+    (lambda r: r["final"].update(train_loss=float("inf")), "train_loss=inf"),
+    (lambda r: r["final"].pop("test_err"), "test_err is missing"),
+    (lambda r: r.update(history={}), "'history' is a dict"),
+    (lambda r: r["config"].update(seed="3"), "RunConfig.seed='3'"),
+])
+def test_records_with_bad_fields_are_set_aside(stored, edit, match):
+    store, config, train_fn, calls = stored
+    key = config_hash(config)
+    record = json.loads(store.record_path(key).read_text())
+    edit(record)
+    store.record_path(key).write_text(json.dumps(record))
+    reloads_after_setting_aside(store, config, train_fn, calls, f"{key}.json.corrupt", match)
+
+
+def test_weights_are_checked_against_the_record(stored, tmp_path):
+    store, config, train_fn, calls = stored
+    key = config_hash(config)
+    assert store.load(key)["weights_sha256"] == hashlib.sha256(store.weights_path(key).read_bytes()).hexdigest()
+    store.weights_path(key).write_bytes(store.weights_path(key).read_bytes()[:-10])  # truncated
+    reloads_after_setting_aside(store, config, train_fn, calls, f"{key}.pt.corrupt", "weights")
+    assert (store.root / f"{key}.json.corrupt").exists()
+
+
+def test_another_runs_weights_are_detected(stored):
+    store, config, train_fn, calls = stored
+    other = config.replace(seed=4)
+    run_or_load(other, store=store, train_fn=train_fn, progress=False)
+    shutil.copyfile(store.weights_path(config_hash(other)), store.weights_path(config_hash(config)))
+    with pytest.warns(UserWarning, match=config_hash(config)) as caught:
+        assert store.load(config_hash(config)) is None
+    assert any("do not match its weights_sha256" in str(w.message) for w in caught)
+    assert store.load(config_hash(other)) is not None  # the other run is untouched
+
+
+def test_missing_weights_of_a_checksummed_record_mean_recompute(stored):
+    store, config, train_fn, calls = stored
+    store.weights_path(config_hash(config)).unlink()
+    reloads_after_setting_aside(store, config, train_fn, calls, f"{config_hash(config)}.json.corrupt", "missing")
+
+
+def test_records_without_a_checksum_are_served_unchecked(stored):
+    """Records stored before weights checksums existed (results/ holds some) keep working."""
+    store, config, train_fn, calls = stored
+    key = config_hash(config)
+    record = json.loads(store.record_path(key).read_text())
+    del record["weights_sha256"]
+    store.record_path(key).write_text(json.dumps(record))
+    store.weights_path(key).write_bytes(b"garbage")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert store.load(key) == record
+
+
+def test_stale_temporaries_are_removed_before_training(stored):
+    store, config, train_fn, calls = stored
+    (store.root / "checkpoints").mkdir(exist_ok=True)
+    old = [store.root / f".{config_hash(config)}.json.{'a' * 32}.tmp",
+           store.root / "checkpoints" / f".x.pt.{'b' * 32}.tmp"]
+    young = store.root / f".y.json.{'c' * 32}.tmp"
+    foreign = store.root / ".notes.tmp"  # not a name temporary_path makes: never touched
+    for path in old + [young, foreign]:
+        path.write_text("half a write")
+    for path in old + [foreign]:
+        os.utime(path, (time.time() - STALE_TEMPORARY_S - 60,) * 2)
+    run_or_load(config.replace(seed=5), store=store, train_fn=train_fn, progress=False)
+    assert [path.exists() for path in old] == [False, False]
+    assert young.exists() and foreign.exists()
+
+
+def test_a_store_that_is_a_file_fails_before_training(tmp_path):
+    target = tmp_path / "results"
+    target.write_text("not a folder")
+    train_fn, calls = counting(fake_train)
+    with pytest.raises(ValueError, match=f"store='{target}' is a file, not a folder"):
+        run_or_load(RunConfig(dataset="synthetic"), store=target, train_fn=train_fn, progress=False)
+    with pytest.raises(ValueError, match=f"store='{target / 'sub'}' cannot be written"):
+        run_or_load(RunConfig(dataset="synthetic"), store=target / "sub", train_fn=train_fn, progress=False)
+    assert calls == [] and target.read_text() == "not a folder"
+
+
+def test_an_unwritable_store_fails_before_training(tmp_path, monkeypatch):
+    """Root ignores file modes, so the read-only folder is simulated where the store first writes."""
+    real_open = Path.open
+
+    def read_only(self, mode="r", *args, **kwargs):
+        if "x" in mode or "w" in mode:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, mode, *args, **kwargs)
+    monkeypatch.setattr(Path, "open", read_only)
+    train_fn, calls = counting(fake_train)
+    with pytest.raises(ValueError, match=f"store='{tmp_path}' cannot be written \\(Permission denied\\)"):
+        run_or_load(RunConfig(dataset="synthetic"), store=tmp_path, train_fn=train_fn, progress=False)
+    assert calls == []

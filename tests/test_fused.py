@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from sparsity_lib import RunConfig, RunStore, config_hash, gamma_sparsity, make_loader, train
+from sparsity_lib import RunConfig, RunStore, TrainingDiverged, config_hash, gamma_sparsity, make_loader, train
 from sparsity_lib.data import load_dataset
 from sparsity_lib.fused import (FusedLoader, FusedNet, FusedOptimizer, _inactive_gamma, can_fuse, fusable_groups,
                                 fused_inputs, group_key, run_or_load_group, train_group, unfuse)
@@ -377,3 +377,14 @@ def test_precision_bench_trains_each_mode_once_and_reports(tmp_path, capsys):
     before = (tmp_path / "out" / "fp32.json").stat().st_mtime_ns
     assert bench.main(common + ["--mode", "fp32"]) == 0  # a finished mode is not retrained
     assert (tmp_path / "out" / "fp32.json").stat().st_mtime_ns == before
+
+
+def test_diverging_member_stops_the_group_and_nothing_is_stored(tmp_path):
+    small = TINY.replace(epochs=1, lr_drops=(), train_subset=160, test_subset=40, optimizer="sgd")
+    configs = [small.replace(seed=0), small.replace(seed=1, lr=1e10)]  # the second explodes
+    with pytest.raises(TrainingDiverged) as error:
+        run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
+    message = str(error.value)
+    assert message.startswith(f"run {config_hash(configs[1])} (sgd L2 1e-04 b40 seed 1, in a fused group of 2) diverged")
+    assert re.search(r"became (nan|inf) at step \d+;", message)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no record, weights or group checkpoint

@@ -22,7 +22,8 @@ def fake_record(config: RunConfig, writer: int, round_: int) -> dict:
     """A record whose size differs per writer and round, and whose content checks itself."""
     size = 1 + (writer * 37 + round_ * 11) % 300
     return {"config": config.to_dict(), "config_hash": config_hash(config), "history": [writer] * size,
-            "final": {"writer": writer, "round": round_, "size": size}, "provenance": {"host": f"worker{writer}"}}
+            "final": {"writer": writer, "round": round_, "size": size, "test_err": 50.0},  # the store needs test_err
+            "provenance": {"host": f"worker{writer}"}}
 
 
 def assert_whole(record: dict, key: str) -> None:
