@@ -51,7 +51,7 @@ def test_profiles_scale_schedule_and_width():
     config = RunConfig(lr_drops=(250.0,))
     assert get_profile("paper").apply(config) == config
     cpu = PROFILES["cpu"].apply(config)
-    assert cpu.epochs == 16 and cpu.lr_drops == (round(250 * 16 / 325, 3),)
+    assert cpu.epochs == 28 and cpu.lr_drops == (round(250 * 28 / 325, 3),)
     assert (cpu.first_width, cpu.width) == (32, 0.25)
     narrow = PROFILES["cpu"].apply(RunConfig(first_width=32, width=0.25))
     assert (narrow.first_width, narrow.width) == (16, 0.0625)
