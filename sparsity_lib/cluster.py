@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .experiments import DEFAULT_STORE, RunConfig, RunStore, config_hash, resolve_config, run_or_load
+from .experiments import RunConfig, RunStore, config_hash, resolve_config, run_or_load
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -138,7 +138,7 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"speed options {', '.join(speed)} belong to the fused trainer; pass fused='on'")
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries={retries!r} is invalid; allowed: an integer >= 0")
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     unique = {config_hash(c): c for c in (resolve_config(c, data_root)[0] for c in configs)}
     stored = set() if fresh else {key for key in unique if store.load(key) is not None}
     pending = [config for key, config in unique.items() if key not in stored]
@@ -167,7 +167,7 @@ def sweep_records(configs: Sequence[RunConfig], *, store=None, backend: str | No
     (address: $RAY_ADDRESS) while the notebook itself stays unchanged.
     """
     backend = backend or os.environ.get("SPARSITY_BACKEND", "local")
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     configs = [resolve_config(config, data_root)[0] for config in configs]
     run_sweep(configs, backend=backend, store=store, data_root=data_root, device=device, profile=profile,
               fresh=fresh, progress=progress, **backend_options)
