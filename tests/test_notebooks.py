@@ -76,9 +76,11 @@ def test_there_are_chapters():
 def test_notebook_runs_clean_at_smoke(source, execute):
     notebook = nbformat.read(execute(source), as_version=4)
     assert not problems(notebook), "\n".join(problems(notebook))
-    first, second = notebook.cells[0], next(c for c in notebook.cells if c.cell_type == "code")
+    first = notebook.cells[0]
+    setup, parameters = [c for c in notebook.cells if c.cell_type == "code"][:2]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), "first cell: markdown title"
-    assert "parameters" in second.metadata.get("tags", []), "first code cell must be tagged 'parameters'"
+    assert setup.get("id") == "colab-setup", "first code cell: the Colab set-up cell (scripts/sync_setup_cell.py)"
+    assert "parameters" in parameters.metadata.get("tags", []), "second code cell must be tagged 'parameters'"
 
 
 REQUIRED_PARAMETERS = {"profile", "dataset", "data_root", "device", "seeds", "fresh", "store"}
