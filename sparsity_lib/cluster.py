@@ -1,7 +1,7 @@
 """Sweeps beyond one machine: the configurations a run store lacks, trained as tasks elsewhere.
 
 At the `paper` profile the book is hundreds of GPU-hours of independent runs (Table 1 alone is 216
-runs of 325 epochs, Sec. 3 / TABLES.md). `run_sweep(configs, backend=...)` sends every configuration
+runs of 325 epochs, Sec. 3 / docs/paper_tables.md). `run_sweep(configs, backend=...)` sends every configuration
 that is not yet in the store to a scheduler that already exists -- Ray (the default for clusters) or
 SLURM through submitit -- and leaves the scheduling, resources and requeueing to it. Each task is
 `run_task`: `run_or_load` for its configurations, so a task writes its record into the same store a
