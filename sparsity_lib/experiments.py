@@ -212,7 +212,7 @@ PROFILES = {
                    "images, 8,000 iterations at batch 40, BasicNet 32-0.25x",
                    epochs=16, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
                    first_width_scale=0.5, seeds=1, default_dataset="synthetic"),
-    "paper": Profile("paper", "the full protocol of the paper (docs/paper_tables.md): 325 epochs, batch 40, 3 seeds",
+    "paper": Profile("paper", "the full protocol of the paper (Sec. 2.1): 325 epochs, batch 40, 3 seeds",
                      seeds=3, default_dataset="cifar10"),
 }
 

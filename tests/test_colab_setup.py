@@ -115,6 +115,8 @@ def test_one_repository_url_everywhere():
     readme = (ROOT / "README.md").read_text()
     assert f"colab.research.google.com/github/{owner_name}/" in readme
     assert f"mybinder.org/v2/gh/{owner_name}/" in readme
+    owner, name = owner_name.split("/")
+    assert f"https://{owner}.github.io/{name}/" in readme, "the published site's address"
     for path in [ROOT / "README.md", ROOT / "_config.yml", *ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"),
                  *(ROOT / ".github" / "workflows").glob("*.yml")]:
         for found in re.findall(r"(?:github\.com|/github|/gh)/([\w.-]+/[\w.-]+)", path.read_text()):
