@@ -68,7 +68,7 @@ def test_version_ranges_live_in_pyproject_and_are_repeated_equal():
     dependencies = PYPROJECT["project"]["dependencies"]
     extras = PYPROJECT["project"]["optional-dependencies"]
     for path in (ROOT / "requirements.txt", ROOT / "requirements-cluster.txt"):
-        assert all(line.startswith("-e .[") for line in requirement_lines(path)), f"{path.name}: install through -e .[...]"
+        assert all(line.startswith("-e .[") for line in requirement_lines(path)), f"{path.name}: not -e .[...]"
     binder = requirement_lines(ROOT / "binder" / "requirements.txt")
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in binder and "-e ." in binder
     for name in ("torch", "torchvision"):
