@@ -13,17 +13,18 @@ BOOK_ARGS := --profile $(PROFILE) --dataset $(DATASET) --chapter $(CHAPTER) $(if
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The package itself, editable (pyproject.toml), with the extras that execute and test the book.
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e ".[book,test]"
 	touch $@
 
 # Optional cluster backends (Ray, SLURM via submitit) for `make book BACKEND=ray|slurm`.
 install-cluster: $(VENV)/.cluster-installed
 
-$(VENV)/.cluster-installed: requirements-cluster.txt $(VENV)/.installed
-	$(PY) -m pip install --quiet -r requirements-cluster.txt
+$(VENV)/.cluster-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[book,test,cluster]"
 	touch $@
 
 # Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained),

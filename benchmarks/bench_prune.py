@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sparsity_lib import BasicNet, RunStore, conv_bn_layers, load_model, vgg  # noqa: E402
 from sparsity_lib.prune import fold_bn, latency, prune_features, prune_inactive, layer_costs  # noqa: E402
 
-# Per-layer % of features dead in the paper (TABLES.md): Table 2 / supplement Table 1, CIFAR-10,
+# Per-layer % of features dead in the paper (docs/paper_tables.md): Table 2 / supplement Table 1, CIFAR-10,
 # Adam L2 1e-4 (BasicNet 64-1x), and Table 7, CIFAR-10, batch 40 (VGG-16).
 PAPER_RATES = {
     "BasicNet 64-1x": (lambda: BasicNet(), [44, 22, 6, 45, 54, 96, 95]),

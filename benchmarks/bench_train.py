@@ -38,9 +38,9 @@ from sparsity_lib.fused import FusedLoader, FusedNet, FusedOptimizer, train_step
 from sparsity_lib.train import build_model, build_optimizer, pick_device  # noqa: E402
 from sparsity_lib.train import train_step as train_single_step  # noqa: E402
 
-# Paper protocol (Sec. 2.1, TABLES.md): CIFAR 50,000 training images, batch 40, 325 epochs.
+# Paper protocol (Sec. 2.1, docs/paper_tables.md): CIFAR 50,000 training images, batch 40, 325 epochs.
 PAPER_STEPS = math.ceil(50_000 / 40) * 325  # 406,250 optimizer steps per run
-# Table 1 (TABLES.md): 35 (optimizer, regularizer) rows x 2 datasets x 3 seeds = 210 runs. A fused group
+# Table 1 (docs/paper_tables.md): 35 (optimizer, regularizer) rows x 2 datasets x 3 seeds = 210 runs. A fused group
 # shares dataset and optimizer family, so per dataset the runs fall into sets of (rows x 3 seeds):
 TABLE1_SETS = {"SGD": 12 * 3, "Adam": 12 * 3, "Adadelta": 6 * 3, "Adagrad": 5 * 3}
 TABLE1_DATASETS = 2

@@ -4,9 +4,9 @@ Public names are stable: notebooks and tests import them from here.
 """
 from .cluster import SweepFailed, run_sweep, sweep_records
 from .data import DATASETS, DatasetError, GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
-from .experiments import (DEFAULT_DATA_ROOT, PROFILES, Chapter, Profile, RunConfig, RunStore, config_hash,
-                          get_profile, layer_frame, make_config, mean_over_seeds, resolve_config, run_or_load,
-                          runs_frame, width_variant)
+from .experiments import (PROFILES, Chapter, Profile, RunConfig, RunStore, config_hash, get_profile, layer_frame,
+                          make_config, mean_over_seeds, resolve_config, resolve_data_root, resolve_store,
+                          run_or_load, runs_frame, width_variant)
 from .fused import can_fuse, run_or_load_group, train_group
 from .models import BasicNet, VGG, conv_bn_layers, conv_parameter_count, feature_count, make_model, vgg
 from .optim import DEFAULT_LR, OPTIMIZERS, make_optimizer, simulate_weight

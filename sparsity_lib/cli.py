@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .book import ChapterFailed
 from .data import DatasetError
-from .experiments import (DEFAULT_STORE, PROFILES, RunConfig, RunStore, config_hash, get_profile, make_config,
-                          run_or_load, runs_frame)
+from .experiments import (PROFILES, RunConfig, RunStore, config_hash, get_profile, make_config,
+                          resolve_store, run_or_load, runs_frame)
 from .train import TrainingDiverged, pick_device
 
 USAGE_ERRORS = (ValueError, FileNotFoundError)  # exit 2: a bad value, a missing input
@@ -75,6 +75,7 @@ def _parse_bool(text: str) -> bool:
 
 
 FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
+STORE_HELP = "run store folder (default: $SPARSITY_STORE, else the checkout's results/, else the per-user cache folder)"
 
 
 def parse_value(name: str, text: str):
@@ -91,8 +92,9 @@ def parse_value(name: str, text: str):
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="paper", choices=list(PROFILES), help="size profile (default: paper)")
-    parser.add_argument("--store", default=str(DEFAULT_STORE), help="run store folder (default: %(default)s)")
-    parser.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA or data/)")
+    parser.add_argument("--store", default=None, help=STORE_HELP)
+    parser.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA, else the "
+                                                          "checkout's data/, else the per-user cache folder)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--fresh", action="store_true", help="retrain even when the store has the run")
 
@@ -169,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
 
     ls = commands.add_parser("ls", help="list the runs in the store")
-    ls.add_argument("--store", default=str(DEFAULT_STORE))
+    ls.add_argument("--store", default=None, help=STORE_HELP)
     ls.add_argument("--json", action="store_true", help="print records as JSON lines")
     return parser
 
@@ -285,10 +287,10 @@ INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes fro
 
 def check_store_folder(store: str) -> None:
     """`ls` reads an existing folder only."""
-    path = Path(store)
+    path = resolve_store(store)
     if not path.is_dir():
         state = "is a file, not a folder" if path.exists() else "does not exist"
-        raise ValueError(f"store={store!r} {state}; allowed: a run store folder (default: {DEFAULT_STORE})")
+        raise ValueError(f"store={str(path)!r} {state}; allowed: a run store folder (default: {resolve_store()})")
 
 
 def run_command(args) -> int:

@@ -1,7 +1,7 @@
 """Sweeps beyond one machine: the configurations a run store lacks, trained as tasks elsewhere.
 
 At the `paper` profile the book is hundreds of GPU-hours of independent runs (Table 1 alone is 216
-runs of 325 epochs, Sec. 3 / TABLES.md). `run_sweep(configs, backend=...)` sends every configuration
+runs of 325 epochs, Sec. 3 / docs/paper_tables.md). `run_sweep(configs, backend=...)` sends every configuration
 that is not yet in the store to a scheduler that already exists -- Ray (the default for clusters) or
 SLURM through submitit -- and leaves the scheduling, resources and requeueing to it. Each task is
 `run_task`: `run_or_load` for its configurations, so a task writes its record into the same store a
@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
-from .experiments import DEFAULT_STORE, RunConfig, RunStore, config_hash, resolve_config, run_or_load
+from .experiments import RunConfig, RunStore, config_hash, resolve_config, run_or_load
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -138,7 +138,7 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"speed options {', '.join(speed)} belong to the fused trainer; pass fused='on'")
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries={retries!r} is invalid; allowed: an integer >= 0")
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     unique = {config_hash(c): c for c in (resolve_config(c, data_root)[0] for c in configs)}
     stored = set() if fresh else {key for key in unique if store.load(key) is not None}
     pending = [config for key, config in unique.items() if key not in stored]
@@ -167,7 +167,7 @@ def sweep_records(configs: Sequence[RunConfig], *, store=None, backend: str | No
     (address: $RAY_ADDRESS) while the notebook itself stays unchanged.
     """
     backend = backend or os.environ.get("SPARSITY_BACKEND", "local")
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     configs = [resolve_config(config, data_root)[0] for config in configs]
     run_sweep(configs, backend=backend, store=store, data_root=data_root, device=device, profile=profile,
               fresh=fresh, progress=progress, **backend_options)

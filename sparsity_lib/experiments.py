@@ -18,12 +18,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import platformdirs
+
 from .models import ACTIVATIONS, HEADS, MODELS, WIDTH_VARIANTS, layer_names
 from .optim import OPTIMIZERS
 
 DATASET_CHOICES = ("auto", "cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
-DEFAULT_STORE = Path(os.environ.get("SPARSITY_STORE", "results"))
-DEFAULT_DATA_ROOT = Path(os.environ.get("SPARSITY_DATA", "data"))
+CACHE_NAME = "implicit-sparsity-book"  # the per-user cache folder used outside a checkout
 RECORD_KEYS = ("config", "config_hash", "final", "history", "provenance")
 # Headline numbers of a record's `final`: each must be a finite number where present (test_err always is).
 HEADLINE_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "sparsity_gamma", "sparsity_act")
@@ -255,7 +256,7 @@ PROFILES = {
                    epochs=28, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
                    first_width_scale=0.5, seeds=3, default_dataset="synthetic", synthetic=HARD_SYNTHETIC,
                    section5_l2=1e-3),
-    "paper": Profile("paper", "the full protocol of the paper (TABLES.md): 325 epochs, batch 40, 3 seeds",
+    "paper": Profile("paper", "the full protocol of the paper (Sec. 2.1): 325 epochs, batch 40, 3 seeds",
                      seeds=3, default_dataset="cifar10"),
 }
 
@@ -278,6 +279,40 @@ def make_config(profile: str = "paper", **fields) -> RunConfig:
 
 
 # ---------------------------------------------------------------------------------- run store
+def checkout_root() -> Path | None:
+    """The repository folder when the package runs from a checkout (a clone, `pip install -e .`),
+    else None (a wheel installed into site-packages)."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _folder(explicit, variable: str, in_checkout: str) -> Path:
+    """`explicit`, else $`variable`, else the checkout's `in_checkout`, else the per-user cache's.
+
+    Resolved at each use, not at import, so the working folder (a notebook's, Colab's) never matters.
+    """
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(variable):
+        return Path(os.environ[variable])
+    root = checkout_root()
+    if root is not None:
+        return root / in_checkout
+    return platformdirs.user_cache_path(CACHE_NAME) / in_checkout
+
+
+def resolve_store(store=None) -> Path:
+    """The run store folder: `store`, else $SPARSITY_STORE, else the checkout's results/ (the
+    committed runs), else results/ in the per-user cache folder."""
+    return _folder(store, "SPARSITY_STORE", "results")
+
+
+def resolve_data_root(data_root=None) -> Path:
+    """The datasets folder: `data_root`, else $SPARSITY_DATA, else the checkout's data/, else data/
+    in the per-user cache folder."""
+    return _folder(data_root, "SPARSITY_DATA", "data")
+
+
 def temporary_path(path: Path) -> Path:
     """A fresh name beside `path` for a write-then-rename, unique across threads, processes and
     hosts: a pid is not (containers and cluster nodes sharing one store reuse pids)."""
@@ -369,10 +404,10 @@ class RunStore:
     `weights_sha256`); anything else is moved aside as `<name>.corrupt` with a warning, so the run
     is recomputed.
     """
-    root: Path = field(default_factory=lambda: DEFAULT_STORE)
+    root: Path | str | None = None         # None: resolve_store()
 
     def __post_init__(self):
-        self.root = Path(self.root)
+        self.root = resolve_store(self.root)
 
     def record_path(self, key: str) -> Path:
         return self.root / f"{key}.json"
@@ -462,7 +497,7 @@ def resolve_config(config: RunConfig, data_root=None) -> tuple[RunConfig, str]:
     if config.dataset != "auto":
         return config, "requested"
     from .data import resolve_dataset
-    name, reason = resolve_dataset("auto", data_root or DEFAULT_DATA_ROOT)
+    name, reason = resolve_dataset("auto", resolve_data_root(data_root))
     return config.replace(dataset=name), reason
 
 
@@ -475,7 +510,7 @@ def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None
     trainer and by tests). A finished run is written atomically before this returns. Before training,
     the store is checked to be writable (ValueError naming it) and stale temporary files are removed.
     """
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     config, _ = resolve_config(config, data_root)
     key = config_hash(config)
     record = None if fresh else store.load(key)
@@ -536,7 +571,7 @@ class Chapter:
         self.dataset_used = probe.dataset
         from .train import pick_device
         self.device_used = str(pick_device(self.device))
-        self.run_store = RunStore(self.store or DEFAULT_STORE)
+        self.run_store = RunStore(self.store)
 
     @property
     def fell_back_to_synthetic(self) -> bool:

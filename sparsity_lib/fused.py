@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import ImageData, epoch_draws, make_loader
-from .experiments import RunConfig, RunStore, DEFAULT_STORE, config_hash, resolve_config
+from .experiments import RunConfig, RunStore, config_hash, resolve_config
 from .models import VGG, BasicNet, ConvBlock, _check_choice, conv_bn_layers
 from .optim import DEFAULT_LR, bn_param_groups
 from .regularizers import explicit_penalty
@@ -688,7 +688,7 @@ def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, da
     `amp`, `channels_last` and `compile` are `train_group`'s speed options (fused groups only).
     """
     _check_choice("fused", fused, FUSED_MODES)
-    store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    store = store if isinstance(store, RunStore) else RunStore(store)
     resolved = [resolve_config(c, data_root)[0] for c in configs]
     found = {} if fresh else {config_hash(c): store.load(config_hash(c)) for c in resolved}
     missing = list({config_hash(c): c for c in resolved if found.get(config_hash(c)) is None}.values())

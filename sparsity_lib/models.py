@@ -14,7 +14,7 @@ ACTIVATIONS = ("relu", "leaky_relu")
 HEADS = ("cifar", "tinyimagenet", "imagenet")
 
 # BasicNet C2..C7 at width 1.0; C1 is `first_width`. Pooling after C2, C4 and C6 (the paper does
-# not state where it pools; this is our choice, also used by CALIBRATION.md).
+# not state where it pools; this is our choice, also used by docs/calibration.md).
 BASICNET_WIDTHS = (128, 128, 256, 256, 512, 512)
 BASICNET_POOL_AFTER = (2, 4, 6)
 VGG_CONFIGS = {

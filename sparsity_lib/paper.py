@@ -1,7 +1,7 @@
 """The paper's published numbers as DataFrames, for "paper" columns next to "ours".
 
-Source: `paper_tables.md` (a copy of ../shared/paper/TABLES.md, the cleaned restatement of the
-paper's tables). Markdown tables are parsed as written; prose-only tables (4, 5) are entered here.
+Source: `paper_tables.md` (package data; rendered in the book as docs/paper_tables.md: our cleaned
+restatement of the paper's tables). Markdown tables are parsed as written; prose-only tables (4, 5) are entered here.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _markdown_table(heading: str) -> pd.DataFrame:
 
 
 def paper_table(name: str) -> pd.DataFrame:
-    """A table of the paper as printed in TABLES.md (numbers as floats)."""
+    """A table of the paper as restated in paper_tables.md (numbers as floats)."""
     if name not in HEADINGS:
         raise ValueError(f"name={name!r} is not a paper table; allowed: {', '.join(HEADINGS)}")
     return _markdown_table(HEADINGS[name]).copy()

@@ -488,11 +488,11 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
     `final` = the `PruneReport` summary + 'test_err' (after fine-tuning), 'features_kept_pct', and
     `layers` = the per-layer cost rows.
     """
-    from .experiments import DEFAULT_STORE, RunStore, run_or_load
+    from .experiments import RunStore, run_or_load
     from .train import evaluate, load_model, load_splits, pick_device
     from .data import make_loader
 
-    base_store = store if isinstance(store, RunStore) else RunStore(store or DEFAULT_STORE)
+    base_store = store if isinstance(store, RunStore) else RunStore(store)
     pruned_store = RunStore(Path(base_store.root) / "pruned" / f"{method}-{_amount_tag(amount)}-ft{fine_tune_steps}")
     base = run_or_load(config, store=base_store, data_root=data_root, device=device, profile=profile,
                        progress=progress, fresh=fresh)

@@ -3,7 +3,7 @@
 A feature is a conv output channel. It is *inactive by scale* when its BatchNorm |gamma| is below
 `threshold` (1e-3), and *inactive by activation* when its max-pooled |activation| over every
 training image does not exceed `threshold` (1e-12). Both thresholds are our reading of the paper
-(the text extraction lost them; see ../shared/paper/TABLES.md).
+(the text extraction lost them; see docs/paper_tables.md).
 """
 from __future__ import annotations
 

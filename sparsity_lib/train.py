@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .data import load_dataset, make_loader
-from .experiments import DEFAULT_DATA_ROOT, RunConfig, atomic_write, config_hash, file_sha256
+from .experiments import RunConfig, atomic_write, config_hash, file_sha256, resolve_data_root
 from .models import conv_bn_layers, make_model
 from .optim import DEFAULT_LR, make_optimizer
 from .regularizers import explicit_penalty
@@ -77,7 +77,7 @@ def first_bad_step(losses: torch.Tensor, step: int, first: torch.Tensor) -> torc
 
 def load_splits(config: RunConfig, data_root=None):
     """(train, test) datasets for a config; the data itself is always generated/read with seed 0."""
-    root = data_root or DEFAULT_DATA_ROOT
+    root = resolve_data_root(data_root)
     common = dict(image_size=config.image_size, clutter=config.clutter, num_classes=config.num_classes or 10)
     train_data = load_dataset(config.dataset, root, "train", subset=config.train_subset,
                               stream=config.train_stream, **common)

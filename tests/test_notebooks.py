@@ -7,6 +7,7 @@ those executions.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ from sparsity_lib import RunStore
 from sparsity_lib.book import ROOT, execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-BOOK_PAGES = ("_config.yml", "intro.md", "reproduce.md")
+BOOK_PAGES = ("_config.yml", "intro.md", "reproduce.md", "docs/paper_tables.md", "docs/calibration.md",
+              "sparsity_lib/paper_tables.md")  # docs/paper_tables.md includes the package's copy
 # Text in a stderr stream that means something went wrong (tqdm bars on stderr are fine).
 BAD_STDERR = re.compile(r"Traceback|Warning|Error|Exception")
 RAW_DIRECTIVE = re.compile(r"<p>:::\{")  # a colon fence parsed as plain text
@@ -76,9 +78,11 @@ def test_there_are_chapters():
 def test_notebook_runs_clean_at_smoke(source, execute):
     notebook = nbformat.read(execute(source), as_version=4)
     assert not problems(notebook), "\n".join(problems(notebook))
-    first, second = notebook.cells[0], next(c for c in notebook.cells if c.cell_type == "code")
+    first = notebook.cells[0]
+    setup, parameters = [c for c in notebook.cells if c.cell_type == "code"][:2]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), "first cell: markdown title"
-    assert "parameters" in second.metadata.get("tags", []), "first code cell must be tagged 'parameters'"
+    assert setup.get("id") == "colab-setup", "first code cell: the Colab set-up cell (scripts/sync_setup_cell.py)"
+    assert "parameters" in parameters.metadata.get("tags", []), "second code cell must be tagged 'parameters'"
 
 
 REQUIRED_PARAMETERS = {"profile", "dataset", "data_root", "device", "seeds", "fresh", "store"}
@@ -137,6 +141,7 @@ def built_book(tmp_path_factory, execute) -> Path:
     root = tmp_path_factory.mktemp("book-root")
     (root / "book").mkdir()
     for name in BOOK_PAGES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     for source in NOTEBOOKS:
         shutil.copy(execute(source), root / "book" / source.name)
@@ -159,6 +164,31 @@ def test_book_builds_with_a_page_per_chapter_and_visible_figures(built_book, exe
             assert "<img" in html, f"{page.name}: the notebook has figures but the page shows none"
         # A Markdown output's admonition (provenance warning, notes) must render, not show as ':::{warning}'.
         assert not RAW_DIRECTIVE.search(html), f"{page.name}: an output shows a raw MyST directive"
+
+
+def load_link_checker():
+    spec = importlib.util.spec_from_file_location("check_links", ROOT / "scripts" / "check_links.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_book_has_no_broken_internal_links(built_book):
+    broken = load_link_checker().broken_links(built_book)
+    assert not broken, "\n".join(broken)
+
+
+def test_link_checker_finds_missing_pages_fragments_and_linkified_file_names(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "page.html").write_text('<h2 id="there">x</h2>')
+    (tmp_path / "index.html").write_text(
+        '<a href="sub/page.html#there">ok</a> <a href="https://example.org/x">external</a> <a href="#top">top</a>'
+        '<a id="top"></a> <a href="sub/gone.html">missing</a> <a href="sub/page.html#nowhere">bad fragment</a>'
+        '<a href="http://TABLES.md">linkified</a> <img src="_images/none.png">')
+    broken = load_link_checker().broken_links(tmp_path)
+    assert [line.split(" (")[0] for line in broken] == [
+        "index.html: _images/none.png", "index.html: http://TABLES.md", "index.html: sub/gone.html",
+        "index.html: sub/page.html#nowhere"], broken
 
 
 HYPERPARAMETERS = ROOT / "notebooks" / "06_hyperparameters.ipynb"
