@@ -7,6 +7,7 @@ DATASET ?= auto
 CHAPTER ?= all
 FRESH ?= 0
 BACKEND ?= local
+WORKERS ?= auto
 BOOK_ARGS := --profile $(PROFILE) --dataset $(DATASET) --chapter $(CHAPTER) $(if $(filter 1,$(FRESH)),--fresh,)
 
 .PHONY: book test install install-cluster clean-book
@@ -26,10 +27,10 @@ $(VENV)/.cluster-installed: requirements-cluster.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements-cluster.txt
 	touch $@
 
-# Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained),
-# then build the HTML site into _build/html.
+# Execute every chapter with papermill into book/ (stored runs are loaded, missing ones trained in
+# WORKERS local processes: auto = one per core on the CPU), then build the HTML site into _build/html.
 book: install
-	SPARSITY_BACKEND=$(BACKEND) $(PY) -m sparsity_lib book $(BOOK_ARGS)
+	SPARSITY_BACKEND=$(BACKEND) SPARSITY_WORKERS=$(WORKERS) $(PY) -m sparsity_lib book $(BOOK_ARGS)
 
 # The whole test suite, including executing every notebook with the smoke profile and the
 # Ray/submitit sweep tests (so the cluster extras are installed here too).

@@ -418,8 +418,10 @@ class Chapter:
         return records
 
     def _train_elsewhere(self, configs: list[RunConfig], progress: bool) -> bool:
-        """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`) or as
-        fused groups ($SPARSITY_FUSED: auto = on CUDA only); False when neither applies."""
+        """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`), as fused
+        groups ($SPARSITY_FUSED: auto = on CUDA only) or in a pool of local worker processes
+        ($SPARSITY_WORKERS, e.g. `make book WORKERS=4`; auto = one per core on the CPU, 1 on a GPU);
+        False when none applies (one worker, or a single run: it trains in this process)."""
         common = dict(store=self.run_store, data_root=self.data_root, device=self.device, profile=self.profile,
                       fresh=self.fresh, progress=progress)
         backend = os.environ.get("SPARSITY_BACKEND", "local")
@@ -431,6 +433,11 @@ class Chapter:
         if fused == "on" or (fused == "auto" and self.device_used.startswith("cuda")):
             from .fused import run_or_load_group
             run_or_load_group(configs, fused=fused, **common)
+            return True
+        from .cluster import local_workers, run_sweep, workers_from_env
+        workers = local_workers(workers_from_env(), self.device)
+        if workers > 1 and len(configs) > 1:
+            run_sweep(configs, backend="local", workers=workers, **common)
             return True
         return False
 
