@@ -194,11 +194,37 @@ def training_device(device: str = "auto") -> tuple[torch.device, bool]:
     return dev, (torch.set_flush_denormal(True) if dev.type == "cpu" else False)
 
 
-def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+# The CPU step's speed options, chosen by measurement (`benchmarks/bench_cpu_step.py`, BENCHMARKS.md
+# section 5): a layout or compiler is adopted only where it is faster and changes no number beyond
+# float32 rounding. Every record names the options it was trained with (provenance).
+CPU_CHANNELS_LAST = False
+CPU_COMPILE = False
+
+
+def step_setup(model: nn.Module, dev: torch.device) -> tuple:
+    """(forward, prepare) for `train_step` on `dev`: `forward` runs the model (the model itself, or its
+    `torch.compile`d wrapper), `prepare(x)` converts a batch (None: as it comes). With channels_last
+    the model's weights are converted in place."""
+    channels_last, compile = speed_options(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile else model
+    prepare = (lambda x: x.contiguous(memory_format=torch.channels_last)) if channels_last else None
+    return forward, prepare
+
+
+def speed_options(dev: torch.device) -> tuple[bool, bool]:
+    """(channels_last, compile) of the plain trainer on `dev`: the measured CPU choice; none on GPUs
+    (unmeasured there; the fused trainer has its own options)."""
+    return (CPU_CHANNELS_LAST, CPU_COMPILE) if dev.type == "cpu" else (False, False)
+
+
+def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None,
+               *, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on the batch (x, y): cross-entropy plus `config`'s explicit penalty (none
-    without a config); returns the detached (mean loss, logits)."""
-    logits = model(x)
+    without a config); returns the detached (mean loss, logits). `forward` replaces `model` for the
+    forward pass (e.g. its `torch.compile`d wrapper); the penalty always reads `model`."""
+    logits = (model if forward is None else forward)(x)
     loss = F.cross_entropy(logits, y)
     penalty = explicit_penalty(model, config) if config is not None else None
     optimizer.zero_grad(set_to_none=True)
