@@ -8,9 +8,10 @@ CHAPTER ?= all
 FRESH ?= 0
 BACKEND ?= local
 WORKERS ?= auto
+DRY_RUN ?= 0
 BOOK_ARGS := --profile $(PROFILE) --dataset $(DATASET) --chapter $(CHAPTER) $(if $(filter 1,$(FRESH)),--fresh,)
 
-.PHONY: book test install install-cluster clean-book
+.PHONY: book test install install-cluster clean-book gpu-check
 
 install: $(VENV)/.installed
 
@@ -36,6 +37,13 @@ book: install
 # Ray/submitit sweep tests (so the cluster extras are installed here too).
 test: install-cluster
 	$(PY) -m pytest -q tests
+
+# Every GPU check in one command, within 8 minutes on one GPU (benchmarks/gpu_check.py): the CUDA tests,
+# the training and pruning benchmarks on CUDA and a `gpu`-profile slice of Table 1 into the store, all
+# under benchmarks/results/gpu-check-<date>/ and appended to BENCHMARKS.md. DRY_RUN=1: the same at
+# smoke size on the CPU (minutes; BENCHMARKS.md untouched); `make test` runs it.
+gpu-check: install
+	$(PY) benchmarks/gpu_check.py $(if $(filter 1,$(DRY_RUN)),--dry-run,)
 
 clean-book:
 	rm -rf _build book/*.ipynb

@@ -1,8 +1,12 @@
+import importlib
+
 import pytest
 import torch
 
 from sparsity_lib import RunConfig, train
-from sparsity_lib.train import iterations, lr_factor
+from sparsity_lib.train import build_model, build_optimizer, iterations, lr_factor, step_setup, train_step
+
+train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
 
 
 class Interrupt(Exception):
@@ -68,3 +72,48 @@ def test_corrupt_checkpoint_warns_and_restarts(tmp_path, tiny_config):
     assert record["provenance"]["resumed"] is False
     assert (tmp_path / "ckpt.corrupt").exists()
     assert record["history"][-1]["step"] == 15
+
+
+def test_channels_last_steps_match_nchw_in_float64(tiny_config, monkeypatch):
+    """The CPU layout `train.train` adopted (channels_last, BENCHMARKS.md section 5) changes only the
+    memory layout: three steps in float64 give the NCHW steps' losses and weights to 1e-9 (SGD: its step
+    is linear in the gradient, where Adam's first steps are sign(g) and flip on gradients ~1e-17)."""
+    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", True)
+    monkeypatch.setattr(train_module, "CPU_COMPILE", False)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        config = tiny_config.replace(optimizer="sgd", l2=1e-3)
+        models = [build_model(config, 10, 16) for _ in range(2)]
+        forward, prepare = step_setup(models[1], torch.device("cpu"))
+        assert prepare is not None and forward is models[1]
+        assert models[1].features[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+        optimizers = [build_optimizer(config, model) for model in models]
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(3):
+            x, y = torch.randn(40, 3, 16, 16, generator=generator), torch.randint(0, 10, (40,), generator=generator)
+            want, _ = train_step(models[0], optimizers[0], x, y, config)
+            got, _ = train_step(models[1], optimizers[1], prepare(x), y, config, forward=forward)
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+        for (name, want), (_, got) in zip(models[0].state_dict().items(), models[1].state_dict().items()):
+            torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12, msg=lambda text, name=name: f"{name}: {text}")
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_the_cpu_layout_is_recorded_and_keeps_the_run(tiny_config, monkeypatch):
+    """A float32 run with and without channels_last: the provenance names the layout, and the run's
+    numbers agree to float32 rounding grown over 15 Adam steps (Adam's first steps are sign(g), so a
+    rounding difference moves a weight by a whole step: ~0.2% in the loss here; the float64 test above
+    is the exact check)."""
+    records = {}
+    for channels_last in (False, True):
+        monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", channels_last)
+        records[channels_last] = train(tiny_config, device="cpu", progress=False)
+        assert records[channels_last]["provenance"]["channels_last"] is channels_last
+        assert records[channels_last]["provenance"]["compiled"] is False
+    nchw, nhwc = records[False], records[True]
+    for want, got in zip(nchw["history"], nhwc["history"]):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=2e-2)
+    assert nhwc["final"]["test_loss"] == pytest.approx(nchw["final"]["test_loss"], rel=2e-2)
+    assert nhwc["final"]["features"] == nchw["final"]["features"]
