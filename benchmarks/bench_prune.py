@@ -154,10 +154,14 @@ def main(argv=None) -> None:
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds of timed runs per model at least")
     parser.add_argument("--denormals", nargs="+", default=["flush", "keep"], choices=["flush", "keep"],
                         help="time with subnormal floats flushed to zero, kept (torch default), or both")
+    parser.add_argument("--devices", nargs="+", default=None, choices=["cpu", "cuda"],
+                        help="devices to time on (default: cpu, and cuda when present)")
     parser.add_argument("--out", default=None, help="write a markdown table here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if "cuda" in devices and not torch.cuda.is_available():
+        parser.error("--devices cuda: no CUDA device is available here; allowed: cpu")
     models = list(stored_models(args.store, args.optimizer, args.l2, args.batch_size, args.model))
     if not models:
         print(f"no stored run in {args.store} matches {args.model} {args.optimizer} L2 {args.l2} b{args.batch_size}")

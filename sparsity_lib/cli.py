@@ -100,16 +100,20 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    """Where a sweep's missing configurations train (sparsity_lib.cluster); 'local' is this process."""
+    """Where a sweep's missing configurations train (sparsity_lib.cluster); 'local' is this machine."""
     from .cluster import BACKENDS
-    group = parser.add_argument_group("cluster", "train the missing configurations as tasks on Ray or SLURM "
-                                                 "(needs: pip install -r requirements-cluster.txt)")
+    group = parser.add_argument_group("cluster", "train the missing configurations as tasks on this machine's "
+                                                 "cores, on Ray or on SLURM (ray/slurm need: pip install -r "
+                                                 "requirements-cluster.txt)")
     group.add_argument("--backend", default="local", choices=BACKENDS,
-                       help="local: one after another here (default); ray: Ray tasks; slurm: a submitit job array")
+                       help="local: this machine (default); ray: Ray tasks; slurm: a submitit job array")
+    group.add_argument("--workers", default="auto", type=parse_workers, metavar="N",
+                       help="local: worker processes of one torch thread each; 1 trains one after another in "
+                            "this process (default: auto = one per core on the CPU, 1 on a GPU)")
     group.add_argument("--address", default=None,
                        help="ray: cluster address ('auto', 'ray://head:10001'); default: $RAY_ADDRESS, "
                             "else start a local Ray")
-    group.add_argument("--retries", type=int, default=2, help="ray/slurm: extra attempts of a failed task (default: 2)")
+    group.add_argument("--retries", type=int, default=2, help="extra attempts of a failed task (default: 2)")
     group.add_argument("--gpus", type=int, default=None,
                        help="GPUs per task (default: ray 1 if the cluster has GPUs else 0; slurm 1)")
     group.add_argument("--cpus", type=int, default=None, help="CPUs per task (default: ray 1, slurm 4)")
@@ -120,8 +124,20 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--job-folder", default=None, help="slurm: submitit scripts and logs (default: STORE/slurm)")
 
 
+def parse_workers(text: str) -> int | str:
+    """--workers: 'auto' or an integer >= 1."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"--workers {text!r} is invalid; allowed: auto or an integer >= 1")
+    return int(text)
+
+
 def backend_options(args) -> dict:
     """The keyword arguments of `cluster.run_sweep` for the chosen backend, from the CLI flags."""
+    if args.backend == "local":
+        from .cluster import local_workers
+        return {"workers": local_workers(args.workers, args.device)}
     per_task = {"gpus_per_task": args.gpus, "cpus_per_task": args.cpus}
     options = {"address": args.address} if args.backend == "ray" else {
         "folder": args.job_folder, "partition": args.partition, "time_min": args.time}
@@ -232,7 +248,8 @@ def sweep_on_backend(configs, args) -> int:
         fused = "on" if args.fused == "on" else "off"
         records = sweep_records(configs, backend=args.backend, store=args.store, data_root=args.data_root,
                                 device=args.device, profile=args.profile, fresh=args.fresh, retries=args.retries,
-                                fused=fused, speed=speed_options(args), **backend_options(args))
+                                fused=fused, max_models=args.max_models, speed=speed_options(args),
+                                **backend_options(args))
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -327,7 +344,7 @@ def run_command(args) -> int:
                              "the fused trainer; use --fused on (or auto on CUDA)")
     pick_device(args.device)  # a bad or unavailable device fails here; run_or_load checks the store
     if args.command == "sweep":
-        if args.backend != "local":
+        if args.backend != "local" or backend_options(args)["workers"] > 1:
             return sweep_on_backend(configs, args)
         if args.fused != "off":
             from .fused import run_or_load_group

@@ -1,9 +1,10 @@
-"""Sweeps beyond one machine: the configurations a run store lacks, trained as tasks elsewhere.
+"""Sweeps: the configurations a run store lacks, trained as tasks on this machine's cores or elsewhere.
 
 At the `paper` profile the book is hundreds of GPU-hours of independent runs (Table 1 alone is 216
 runs of 325 epochs, Sec. 3 / docs/paper_tables.md). `run_sweep(configs, backend=...)` sends every configuration
-that is not yet in the store to a scheduler that already exists -- Ray (the default for clusters) or
-SLURM through submitit -- and leaves the scheduling, resources and requeueing to it. Each task is
+that is not yet in the store to an executor that already exists -- a pool of local worker processes
+(`concurrent.futures`, one single-threaded worker per core), Ray (the default for clusters) or SLURM
+through submitit -- and leaves the scheduling, resources and requeueing to it. Each task is
 `run_task`: `run_or_load` for its configurations, so a task writes its record into the same store a
 notebook reads, a config that is already stored is never trained again, and a retried task resumes
 from the run's last checkpoint (it loses at most one checkpoint interval, one epoch by default).
@@ -12,17 +13,22 @@ Ray and submitit are optional (`requirements-cluster.txt`); they are imported on
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import torch
 from tqdm.auto import tqdm
 
-from .experiments import RunConfig, RunStore, config_hash, resolve_config, run_or_load
+from .experiments import RunConfig, RunStore, config_hash, resolve_config, resolve_store, run_or_load
+from .train import pick_device
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -116,9 +122,10 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
               speed: Sequence[str] = (), **backend_options) -> SweepResult:
     """Train every config of `configs` that `store` lacks, one task per config, on `backend`.
 
-    backend: 'local' (this process, one after another), 'ray' (see `run_on_ray` for options: address,
-    cpus_per_task, gpus_per_task, local_cpus) or 'slurm' (see `run_on_slurm`: folder, partition,
-    time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra attempts of a failed task; each
+    backend: 'local' (this machine; option `workers`: 1, the default, trains one after another in this
+    process, N > 1 in a pool of N single-threaded worker processes, see `run_locally`), 'ray' (see
+    `run_on_ray` for options: address, cpus_per_task, gpus_per_task, local_cpus) or 'slurm' (see
+    `run_on_slurm`: folder, partition, time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra attempts of a failed task; each
     resumes from the run's checkpoint. `fresh=True` retrains stored configs too. fused='on': one task
     per fusable group of up to `max_models` configs, trained as one fused network (on GPU workers),
     with the fused trainer's speed options named in `speed` (`fused.SPEED_OPTIONS`).
@@ -189,8 +196,53 @@ def task_failures(task, error: BaseException, bar: tqdm, failures: list) -> None
 
 
 # ------------------------------------------------------------------------------------ backends
-def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bool = True) -> list:
-    """Run the tasks one after another in this process; the failures as (config, error) pairs."""
+def machine_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (a container's or taskset's share of the
+    machine), or `os.cpu_count()` where the platform has no affinity mask."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def local_workers(workers: int | str | None = None, device: str = "auto") -> int:
+    """Worker processes of the local backend: `workers`, or for None/'auto' one per core on the CPU and
+    one on a GPU (one process keeps a GPU busy; `--fused` packs runs into it instead)."""
+    if workers is None or workers == "auto":
+        return machine_cores() if pick_device(device).type == "cpu" else 1
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers={workers!r} is invalid; allowed: 'auto' (one per core on the CPU, 1 on a GPU) "
+                         "or an integer >= 1")
+    return workers
+
+
+def workers_from_env() -> int | str:
+    """$SPARSITY_WORKERS (set by `make book WORKERS=N`): 'auto' when unset or empty, else an integer >= 1."""
+    text = os.environ.get("SPARSITY_WORKERS", "").strip() or "auto"
+    if text == "auto":
+        return text
+    try:
+        return local_workers(int(text))
+    except ValueError:
+        raise ValueError(f"SPARSITY_WORKERS={text!r} is invalid; allowed: auto or an integer >= 1") from None
+
+
+def init_worker() -> None:
+    """Each pool worker computes on one thread: N single-threaded runs use N cores better than one run
+    on N threads (BENCHMARKS.md, section 5), and N workers on N threads each would oversubscribe."""
+    torch.set_num_threads(1)
+
+
+def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bool = True, workers: int = 1) -> list:
+    """Run the tasks on this machine; the failures as (config, error) pairs.
+
+    workers=1 (or a single task): one after another in this process. workers=N: in a pool of N worker
+    processes (`run_in_pool`). A task that raises is retried `retries` times, resuming from its run's
+    checkpoint.
+    """
+    workers = min(local_workers(workers), len(tasks))
+    if workers > 1:
+        return run_in_pool(tasks, settings, retries=retries, progress=progress, workers=workers)
     failures = []
     with progress_bar(len(tasks), "local", progress) as bar:
         for task in tasks:
@@ -203,6 +255,56 @@ def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bo
                         task_failures(task, error, bar, failures)
             bar.update(1)
     return failures
+
+
+def run_in_pool(tasks, settings: TaskSettings, *, retries: int, progress: bool, workers: int) -> list:
+    """Run the tasks in a `ProcessPoolExecutor` of `workers` single-threaded processes writing the same
+    store; the failures as (config, error) pairs, as the Ray and SLURM backends report them.
+
+    Workers are started with 'spawn' (a forked child would inherit torch's thread pools mid-state), so
+    they import the package afresh and `settings.train_fn` must be importable by name. A task that
+    raises is resubmitted `retries` times. A worker that dies (killed, out of memory) breaks the whole
+    pool: every task it held counts one attempt, and the unfinished ones go to a new pool.
+    """
+    failures = []
+    pending = [(task, 0) for task in tasks]
+    with progress_bar(len(tasks), f"{workers} local workers", progress) as bar:
+        while pending:
+            pending = pool_round(pending, settings, retries, workers, bar, failures)
+    return failures
+
+
+def pool_round(pending, settings: TaskSettings, retries: int, workers: int, bar: tqdm, failures: list) -> list:
+    """Run (task, attempt) pairs in one pool until all end or the pool breaks; the pairs left for a new pool."""
+    context = multiprocessing.get_context("spawn")
+    left = []
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
+        running = {pool.submit(run_task, task, settings): (task, attempt) for task, attempt in pending}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task, attempt = running.pop(future)
+                try:
+                    future.result()
+                except Exception as error:  # the task raised, or its worker died (BrokenProcessPool)
+                    if attempt < retries:
+                        retry = None if isinstance(error, BrokenProcessPool) else resubmit(pool, task, settings)
+                        if retry is None:
+                            left.append((task, attempt + 1))
+                        else:
+                            running[retry] = (task, attempt + 1)
+                        continue
+                    task_failures(task, error, bar, failures)
+                bar.update(1)
+    return left
+
+
+def resubmit(pool: ProcessPoolExecutor, task, settings: TaskSettings):
+    """`task` submitted to `pool` again; None when the pool is broken (a worker died meanwhile)."""
+    try:
+        return pool.submit(run_task, task, settings)
+    except BrokenProcessPool:
+        return None
 
 
 def package_dir() -> str:

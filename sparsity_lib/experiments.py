@@ -256,6 +256,10 @@ PROFILES = {
                    epochs=28, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
                    first_width_scale=0.5, seeds=3, default_dataset="synthetic", synthetic=HARD_SYNTHETIC,
                    section5_l2=1e-3),
+    "gpu": Profile("gpu", "a Table 1 slice in minutes on one large GPU, fused: BasicNet 64-1x (the paper's) at "
+                   "32x32 on the synthetic task of `cpu`, 10k fresh training images per epoch, 3,000 iterations "
+                   "at batch 40", epochs=12, train_subset=10000, test_subset=2000, image_size=32, seeds=1,
+                   default_dataset="synthetic", synthetic=HARD_SYNTHETIC, section5_l2=1e-3),
     "paper": Profile("paper", "the full protocol of the paper (Sec. 2.1): 325 epochs, batch 40, 3 seeds",
                      seeds=3, default_dataset="cifar10"),
 }
@@ -615,8 +619,10 @@ class Chapter:
         return records
 
     def _train_elsewhere(self, configs: list[RunConfig], progress: bool) -> bool:
-        """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`) or as
-        fused groups ($SPARSITY_FUSED: auto = on CUDA only); False when neither applies."""
+        """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`), as fused
+        groups ($SPARSITY_FUSED: auto = on CUDA only) or in a pool of local worker processes
+        ($SPARSITY_WORKERS, e.g. `make book WORKERS=4`; auto = one per core on the CPU, 1 on a GPU);
+        False when none applies (one worker, or a single run: it trains in this process)."""
         common = dict(store=self.run_store, data_root=self.data_root, device=self.device, profile=self.profile,
                       fresh=self.fresh, progress=progress)
         backend = os.environ.get("SPARSITY_BACKEND", "local")
@@ -628,6 +634,11 @@ class Chapter:
         if fused == "on" or (fused == "auto" and self.device_used.startswith("cuda")):
             from .fused import run_or_load_group
             run_or_load_group(configs, fused=fused, **common)
+            return True
+        from .cluster import local_workers, run_sweep, workers_from_env
+        workers = local_workers(workers_from_env(), self.device)
+        if workers > 1 and len(configs) > 1:
+            run_sweep(configs, backend="local", workers=workers, **common)
             return True
         return False
 

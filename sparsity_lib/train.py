@@ -260,11 +260,37 @@ def training_device(device: str = "auto") -> tuple[torch.device, bool]:
     return dev, (torch.set_flush_denormal(True) if dev.type == "cpu" else False)
 
 
-def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+# The CPU step's speed options, chosen by measurement (`benchmarks/bench_cpu_step.py`, BENCHMARKS.md
+# section 5): a layout or compiler is adopted only where it is faster and changes no number beyond
+# float32 rounding. Every record names the options it was trained with (provenance).
+CPU_CHANNELS_LAST = True  # measured faster on the 2-core development VM, 1 and 2 threads
+CPU_COMPILE = False  # measured no faster than channels_last alone, and each run would pay the compile
+
+
+def step_setup(model: nn.Module, dev: torch.device) -> tuple:
+    """(forward, prepare) for `train_step` on `dev`: `forward` runs the model (the model itself, or its
+    `torch.compile`d wrapper), `prepare(x)` converts a batch (None: as it comes). With channels_last
+    the model's weights are converted in place."""
+    channels_last, compile = speed_options(dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compile else model
+    prepare = (lambda x: x.contiguous(memory_format=torch.channels_last)) if channels_last else None
+    return forward, prepare
+
+
+def speed_options(dev: torch.device) -> tuple[bool, bool]:
+    """(channels_last, compile) of the plain trainer on `dev`: the measured CPU choice; none on GPUs
+    (unmeasured there; the fused trainer has its own options)."""
+    return (CPU_CHANNELS_LAST, CPU_COMPILE) if dev.type == "cpu" else (False, False)
+
+
+def train_step(model: nn.Module, optimizer, x: torch.Tensor, y: torch.Tensor, config: RunConfig | None = None,
+               *, forward=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on the batch (x, y): cross-entropy plus `config`'s explicit penalty (none
-    without a config); returns the detached (mean loss, logits)."""
-    logits = model(x)
+    without a config); returns the detached (mean loss, logits). `forward` replaces `model` for the
+    forward pass (e.g. its `torch.compile`d wrapper); the penalty always reads `model`."""
+    logits = (model if forward is None else forward)(x)
     loss = F.cross_entropy(logits, y)
     penalty = explicit_penalty(model, config) if config is not None else None
     optimizer.zero_grad(set_to_none=True)
@@ -287,6 +313,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     train_eval_loader = make_loader(train_data, 500, train=False, device=dev)
     test_loader = make_loader(test_data, 500, train=False, device=dev)
     model = build_model(config, train_data.num_classes, train_data.image_size).to(dev)
+    forward, prepare = step_setup(model, dev)
     optimizer = build_optimizer(config, model)
     base_lr = config.lr or DEFAULT_LR[config.optimizer]
     total_steps, drops = iterations(config, len(train_data))
@@ -316,7 +343,8 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             if state["step"] >= total_steps:
                 break
             set_lr(optimizer, base_lr, lr_factor(state["step"], drops))
-            loss, logits = train_step(model, optimizer, x, y, config)
+            loss, logits = train_step(model, optimizer, x if prepare is None else prepare(x), y, config,
+                                      forward=forward)
             bad_step = first_bad_step(loss, state["step"] + 1, bad_step)
             loss_sum += loss * len(y)
             wrong += (logits.argmax(1) != y).sum()
@@ -360,7 +388,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
             "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": saved is not None,
-            "flush_denormal": flush_denormal,
+            "flush_denormal": flush_denormal, "channels_last": prepare is not None, "compiled": forward is not model,
         },
     }
 

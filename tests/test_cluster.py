@@ -1,14 +1,19 @@
-"""Sweeps as tasks (sparsity_lib.cluster): a local Ray cluster and submitit's local executor train a
-smoke grid into one store, one config crashes once and resumes on retry, and nothing runs twice."""
+"""Sweeps as tasks (sparsity_lib.cluster): a pool of local workers, a local Ray cluster and submitit's
+local executor train a smoke grid into one store, one config crashes once and resumes on retry, and
+nothing runs twice."""
+import json
+import os
 import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparsity_lib.cli import main
-from sparsity_lib.cluster import SweepFailed, run_sweep, sweep_records
+from sparsity_lib import Chapter, cluster
+from sparsity_lib.cluster import SweepFailed, local_workers, run_sweep, sweep_records
 from sparsity_lib.experiments import RunStore, config_hash, make_config
 from sparsity_lib.train import train
 
@@ -58,6 +63,25 @@ class CrashOnce:
                 raise RuntimeError(f"injected crash of {key} after epoch {epoch}")
 
         record = train(config, callback=crash_after_first_epoch, **kwargs)
+        with open(folder / "trained.log", "a") as log:
+            log.write(key + "\n")
+        return record
+
+
+class DieOnce(CrashOnce):
+    """As CrashOnce, but the first attempt at config `crash` kills its whole worker process after the
+    first epoch's checkpoint (out of memory, a signal): the local pool breaks and must be replaced."""
+
+    def __call__(self, config, **kwargs):
+        folder, key = Path(self.folder), config_hash(config)
+
+        def die_after_first_epoch(epoch, entry):
+            marker = folder / "crashed"
+            if key == self.crash and not marker.exists():
+                marker.write_text(f"{key} epoch {epoch}\n")
+                os._exit(3)
+
+        record = train(config, callback=die_after_first_epoch, **kwargs)
         with open(folder / "trained.log", "a") as log:
             log.write(key + "\n")
         return record
@@ -203,3 +227,90 @@ def test_fused_tasks_train_a_group_in_one_task(tmp_path):
         run_sweep(more, backend="local", store=tmp_path, speed=("amp",))
     with pytest.raises(ValueError, match=r"speed=\['fast'\].*amp, channels_last, compile"):
         run_sweep(more, backend="local", store=tmp_path, fused="on", speed=("fast",))
+
+
+# ------------------------------------------------------------------------------ local worker pool
+def test_local_pool_stores_each_run_once_equal_to_the_serial_run(tmp_path, capsys):
+    """`sweep --workers 2` (two spawned single-threaded workers, one store) gives the records a serial
+    in-process sweep on one thread gives, bit for bit; each run is stored once, whole."""
+    configs = [c for c in smoke_grid() if c.l2 in (1e-4, 5e-4)]
+    keys = sorted(config_hash(c) for c in configs)
+    assert main(["sweep", "--profile", "smoke", "--store", str(tmp_path / "pool"), *CLI_GRID[:6],
+                 "--grid", "optimizer=adam,sgd", "--grid", "l2=1e-4,5e-4", "--seeds", "1", "--workers", "2"]) == 0
+    printed = sorted(row.split()[0] for row in capsys.readouterr().out.splitlines()[1:])
+    assert printed == keys
+    pool = RunStore(tmp_path / "pool")
+    assert sorted(p.stem for p in pool.root.glob("*.json")) == keys
+    assert not list(pool.root.rglob("*.corrupt")) and not list(pool.root.glob("checkpoints/*.pt"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each pool worker uses: same kernels, same float rounding
+    try:
+        result = run_sweep(configs, backend="local", workers=1, store=tmp_path / "serial", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(result.trained) == keys
+    for key in keys:
+        parallel, serial = pool.load(key), RunStore(tmp_path / "serial").load(key)
+        assert json.loads(pool.record_path(key).read_text()) == parallel  # loadable, whole
+        assert parallel["provenance"]["cpu_threads"] == 1
+        assert parallel["final"] == serial["final"] and parallel["history"] == serial["history"]
+        assert pool.weights_path(key).exists()
+
+
+def test_local_pool_names_the_failing_config_and_stores_the_others(tmp_path, capsys):
+    """A config whose dataset is missing fails in its worker on every attempt; the sweep names it with its
+    error and exits 1, and the other configs are stored."""
+    args = ["sweep", "--profile", "smoke", "--store", str(tmp_path / "store"), "--data-root", str(tmp_path / "no-data"),
+            "--set", "train_subset=200", "--set", "test_subset=100", "--grid", "dataset=synthetic,cifar10",
+            "--grid", "l2=1e-4,5e-4", "--seeds", "1", "--workers", "2", "--retries", "1"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    bad = [make_config("smoke", dataset="cifar10", train_subset=200, test_subset=100, l2=l2) for l2 in (1e-4, 5e-4)]
+    good = [make_config("smoke", dataset="synthetic", train_subset=200, test_subset=100, l2=l2) for l2 in (1e-4, 5e-4)]
+    assert "2 configuration(s) failed on the local backend" in err
+    for config in bad:
+        assert f"({config_hash(config)}): FileNotFoundError: CIFAR-10 not found" in err
+    assert sorted(p.stem for p in (tmp_path / "store").glob("*.json")) == sorted(config_hash(c) for c in good)
+
+
+@pytest.mark.parametrize("failure", [CrashOnce, DieOnce])
+def test_local_pool_retries_a_crash_or_a_dead_worker(tmp_path, failure):
+    """A task that raises is resubmitted; a worker that dies breaks the pool, and the unfinished tasks go
+    to a new one. Either way every run finishes once and the crashed one resumes from its checkpoint."""
+    configs = smoke_grid()[:4]
+    crashed = config_hash(configs[1])
+    store = RunStore(tmp_path / "store")
+    result = run_sweep(configs, backend="local", workers=2, store=store, retries=1, progress=False,
+                       train_fn=failure(tmp_path, crash=crashed))
+    assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
+    assert_sweep_landed_once(store, configs, tmp_path, crashed)
+
+
+def test_workers_default_to_the_machine_and_reject_nonsense(monkeypatch):
+    assert local_workers("auto", "cpu") == local_workers(None, "cpu") == cluster.machine_cores()
+    assert local_workers(3, "cpu") == 3
+    for bad in (0, -1, 1.5, "two", True):
+        with pytest.raises(ValueError, match=r"workers=.*allowed: 'auto'.*integer >= 1"):
+            local_workers(bad)
+    monkeypatch.setenv("SPARSITY_WORKERS", "two")
+    with pytest.raises(ValueError, match=r"SPARSITY_WORKERS='two' is invalid; allowed: auto or an integer >= 1"):
+        cluster.workers_from_env()
+    monkeypatch.setenv("SPARSITY_WORKERS", "")
+    assert cluster.workers_from_env() == "auto"
+    assert main(["sweep", "--profile", "smoke", "--workers", "0"]) == 2  # a usage error (issue 12's boundary)
+
+
+def test_chapter_trains_missing_runs_in_the_local_pool(tmp_path, monkeypatch):
+    """`make book WORKERS=2` sets $SPARSITY_WORKERS: a chapter's missing runs go to a pool of 2."""
+    calls = []
+    real = cluster.run_sweep
+    monkeypatch.setattr(cluster, "run_sweep", lambda configs, **kw: calls.append(kw["workers"]) or real(configs, **kw))
+    monkeypatch.setenv("SPARSITY_WORKERS", "2")
+    monkeypatch.setenv("SPARSITY_FUSED", "off")
+    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2, device="cpu")
+    records = chapter.runs([dict(optimizer="sgd", l2=1e-3, train_subset=200)], progress=False)
+    assert calls == [2] and [r["config"]["seed"] for r in records] == [0, 1]
+    assert [r["provenance"]["cpu_threads"] for r in records] == [1, 1]
+    monkeypatch.setenv("SPARSITY_WORKERS", "1")  # one worker: the run trains in this process
+    chapter.runs([dict(optimizer="adam", l2=1e-3, train_subset=200)], progress=False)
+    assert calls == [2]

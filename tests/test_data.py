@@ -387,6 +387,7 @@ def test_loader_rejects_empty_batches():
         GpuLoader(_indexed_data(), 0, train=True)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_loader_on_cuda_matches_cpu():
     data = _indexed_data()

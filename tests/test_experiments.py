@@ -55,7 +55,7 @@ def test_profiles_scale_schedule_and_width():
     assert (cpu.first_width, cpu.width) == (32, 0.25)
     narrow = PROFILES["cpu"].apply(RunConfig(first_width=32, width=0.25))
     assert (narrow.first_width, narrow.width) == (16, 0.0625)
-    with pytest.raises(ValueError, match="profile='huge'.*smoke, cpu, paper"):
+    with pytest.raises(ValueError, match="profile=.huge.*smoke, cpu, gpu, paper"):
         get_profile("huge")
 
 
