@@ -124,3 +124,10 @@ def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, V
         except MissingRuns as missing:
             verdicts.update({n: Verdict(n, claims.NOT_TESTED, str(missing)) for n in numbers})
     return verdicts
+
+
+def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
+    """The ten claims with their verdicts at the chapter's profile and the chapter that shows each:
+    a DataFrame (claim, statement, verdict, why, chapter), from the store only (never trains)."""
+    frame = claims.scorecard(claim_verdicts(chapter) if verdicts is None else verdicts)
+    return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))
