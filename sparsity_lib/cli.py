@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import itertools
 import json
+import os
 import re
 import sys
 import typing
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .book import ChapterFailed
 from .data import DatasetError
-from .experiments import (PROFILES, RunConfig, RunStore, config_hash, get_profile, make_config,
+from .experiments import (PROFILES, Chapter, RunConfig, RunStore, config_hash, get_profile, make_config,
                           resolve_store, run_or_load, runs_frame)
 from .train import TrainingDiverged, pick_device
 
@@ -186,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                       help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
 
+    card = commands.add_parser("scorecard", help="the paper's ten claims judged on the stored runs",
+                               description="Print each claim's verdict (sparsity_lib.evidence); with --train, "
+                                           "first train the runs the verdicts need that the store lacks.")
+    card.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    card.add_argument("--dataset", default="auto", help="auto | cifar10 | synthetic | ...")
+    card.add_argument("--store", default=None, help=STORE_HELP)
+    card.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA or data/)")
+    card.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    card.add_argument("--train", action="store_true", help="train the missing runs (in --workers processes)")
+    card.add_argument("--workers", default="auto", type=parse_workers, metavar="N",
+                      help="local worker processes for --train (default: auto, one per core on the CPU)")
+
     ls = commands.add_parser("ls", help="list the runs in the store")
     ls.add_argument("--store", default=None, help=STORE_HELP)
     ls.add_argument("--json", action="store_true", help="print records as JSON lines")
@@ -302,6 +315,19 @@ INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes fro
                "book": "chapters not finished were not written; the folder keeps its previous ones"}
 
 
+def print_scorecard(args) -> int:
+    """The ten verdicts at args.profile; exit 0 whatever they are (a verdict is a finding, not an error)."""
+    from .evidence import claim_verdicts, scorecard
+    os.environ["SPARSITY_WORKERS"] = str(args.workers)
+    chapter = Chapter(profile=args.profile, dataset=args.dataset, data_root=args.data_root, device=args.device,
+                      store=args.store)
+    card = scorecard(chapter, claim_verdicts(chapter, train_missing=args.train))
+    print(f"{chapter.describe()} · store {chapter.run_store.root}")
+    for row in card.itertuples():
+        print(f"claim {row.claim:>2} (chapter {row.chapter:>2}) {row.verdict:<10} {row.why}")
+    return 0
+
+
 def check_store_folder(store: str) -> None:
     """`ls` reads an existing folder only."""
     path = resolve_store(store)
@@ -320,6 +346,8 @@ def run_command(args) -> int:
         else:
             print_table(records)
         return 0
+    if args.command == "scorecard":
+        return print_scorecard(args)
     if args.command == "book":
         from .book import build_book, parse_parameter
         extra = {name: parse_parameter(value) for name, value in args.parameter}

@@ -12,7 +12,7 @@ from typing import Callable
 
 from . import claims
 from .claims import Verdict
-from .experiments import Chapter, MissingRuns, width_variant
+from .experiments import Chapter, MissingRuns, config_hash, width_variant
 from .optim import DEFAULT_LR, simulate_weight
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
@@ -107,13 +107,27 @@ def claim_9(chapter: Chapter, runs: Runs) -> Verdict:
     return claims.claim9_variants(found["adam"], found["amsgrad"], found["leaky_relu"], found["low_gamma_lr"])
 
 
+def all_variants(chapter: Chapter) -> list[dict]:
+    """Every setting (RunConfig fields) a verdict of claims 1-9 rests on, each once."""
+    found = [*table1_variants(), *layer_pair_variants(), *[f for _, f in difficulty_variants(chapter)],
+             *[f for _, f in batch_variants(chapter)], *[f for _, f in width_variants(chapter)],
+             *variant_fields(chapter).values()]
+    unique: dict[str, dict] = {}
+    for fields in found:  # e.g. clutter 0.5, batch 40 and 64-1x are all the Adam baseline at `cpu`
+        unique.setdefault(config_hash(chapter.config(**fields)), fields)
+    return list(unique.values())
+
+
 def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, Verdict]:
     """Every claim's verdict at the chapter's profile; claim 10 (pruning) comes from chapter 9.
 
     `train_missing=False` judges only what the store holds: a claim whose runs are missing is
-    'not tested' with the reason saying so.
+    'not tested' with the reason saying so. `train_missing=True` first trains every missing run of
+    `all_variants` in one `chapter.runs` call (so a worker pool, `$SPARSITY_WORKERS`, gets them all).
     """
-    runs = chapter.runs if train_missing else chapter.stored_runs
+    if train_missing:
+        chapter.runs(all_variants(chapter))
+    runs = chapter.stored_runs
     checks = {(1, 2, 3): lambda: claims_1_to_3(runs), (4,): lambda: {4: claim_4(chapter, runs)},
               (5, 6): lambda: claims_5_and_6(runs), (7,): lambda: {7: claim_7()},
               (8,): lambda: {8: claim_8(chapter, runs)}, (9,): lambda: {9: claim_9(chapter, runs)}}
