@@ -24,9 +24,18 @@ BATCHES = (20, 40, 160)                      # Table 3, iteration matched
 WIDTHS = ("32-0.25x", "64-0.5x", "64-1x")   # Table 6, narrowest first (scaled by the profile)
 CLUTTER = (0.0, 0.5, 1.0)                    # clean -> cluttered synthetic background (Sec. 4.2)
 VGG_BATCHES = (40, 80, 160)                  # Table 7 columns (one seed each beyond batch 40)
+CHAPTER_FILES = {1: "01_setup.ipynb", 2: "02_primary_findings.ipynb", 3: "03_where_filters_die.ipynb",
+                 4: "04_l2_inside_adam.ipynb", 5: "05_task_difficulty.ipynb", 6: "06_hyperparameters.ipynb",
+                 7: "07_supplementary.ipynb", 8: "08_imagenet_tinyimagenet.ipynb", 9: "09_pruning.ipynb",
+                 10: "10_l1l2_pseudonorm.ipynb"}
 CHAPTER_OF_CLAIM = {1: 2, 2: 2, 3: 2, 4: 5, 5: 3, 6: 3, 7: 4, 8: 6, 9: 7, 10: 9}
 
 Runs = Callable[[list[dict]], list[dict]]
+
+
+def chapter_files() -> dict[int, str]:
+    """Chapter number -> its notebook's file name (in notebooks/ and book/)."""
+    return dict(CHAPTER_FILES)
 
 
 def strong_l2(chapter: Chapter) -> float:

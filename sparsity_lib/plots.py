@@ -28,6 +28,20 @@ def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
     return text
 
 
+VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
+
+
+def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
+    """The scorecard (`evidence.scorecard`) as a Markdown table: claim, verdict, the numbers' one-line
+    reason, and a link to the chapter (`chapter_files`: chapter number -> notebook file name)."""
+    rows = ["| # | claim | verdict at this profile | why | chapter |", "|---|---|---|---|---|"]
+    for row in card.itertuples():
+        link = f"[{row.chapter}]({chapter_files[row.chapter]})" if row.chapter in chapter_files else str(row.chapter)
+        why = str(row.why).replace("|", "/")
+        rows.append(f"| {row.claim} | {row.statement} | {VERDICT_MARKS.get(row.verdict, row.verdict)} | {why} | {link} |")
+    return "\n".join(rows)
+
+
 def provenance_note(chapter, records: list[dict] | None = None) -> None:
     """Display `provenance_markdown` in the notebook (rendered as Markdown in the book)."""
     from IPython.display import Markdown, display

@@ -74,3 +74,11 @@ def test_scorecard_names_the_chapter_of_each_claim(chapter):
     card = evidence.scorecard(chapter)
     assert list(card["claim"]) == list(range(1, 11)) and card.set_index("claim").loc[4, "chapter"] == 5
     assert card.set_index("claim").loc[10, "chapter"] == 9
+
+
+def test_chapter_files_are_the_chapter_notebooks():
+    from sparsity_lib.book import ROOT
+    files = evidence.chapter_files()
+    assert all((ROOT / "notebooks" / name).is_file() and name.startswith(f"{number:02d}_")
+               for number, name in files.items())
+    assert set(evidence.CHAPTER_OF_CLAIM.values()) <= set(files)
