@@ -57,6 +57,10 @@ def float64(monkeypatch):
 
     monkeypatch.setattr(train_module, "make_loader", double_loader)
     monkeypatch.setattr(fused_module, "make_loader", double_loader)
+    # The plain trainer's CPU layout (channels_last) is a kernel choice, tested on its own in
+    # test_train.py; its float64 rounding differs from the NCHW kernels', and Adam's eps amplifies that
+    # on near-zero gradients over hundreds of steps. The fused math is checked against the NCHW one.
+    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", False)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
@@ -376,3 +380,26 @@ def test_precision_bench_trains_each_mode_once_and_reports(tmp_path, capsys):
     before = (tmp_path / "out" / "fp32.json").stat().st_mtime_ns
     assert bench.main(common + ["--mode", "fp32"]) == 0  # a finished mode is not retrained
     assert (tmp_path / "out" / "fp32.json").stat().st_mtime_ns == before
+
+
+def test_cpu_step_bench_times_each_variant_and_checks_agreement(tmp_path, capsys):
+    bench = load_bench("bench_cpu_step")
+    out = tmp_path / "cpu_step.md"
+    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--check-steps", "2", "--train-images", "200",
+                       "--threads", "1", "--variants", "eager fp32 NCHW", "channels_last", "train.train",
+                       "--output", str(out)]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|") for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")}
+    assert set(rows) == {"eager fp32 NCHW", "channels_last", "train.train"}
+    assert all(float(row[3]) > 0 for row in rows.values())  # ms/step
+    assert float(rows["eager fp32 NCHW"][8]) == 0.0  # the baseline against itself
+    assert float(rows["channels_last"][9]) < 1e-2  # same run up to float32 rounding
+    assert "train.train now runs: channels_last, eager" in capsys.readouterr().out
+
+
+def test_workers_bench_runs_both_sweeps_and_prints_the_ratio(capsys):
+    bench = load_bench("bench_workers")
+    assert bench.main(["--steps", "5", "--set", "train_subset=200", "test_subset=100", "--grid", "optimizer=adam,sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "| --workers 1 | " in out and "| --workers 2 | 1 |" in out
+    assert float(out.split("ratio serial / 2 workers: ")[1].split()[0]) > 0
