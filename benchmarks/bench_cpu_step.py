@@ -15,12 +15,16 @@ initial weights on the same batches; the table gives the largest relative change
 relative norm of the parameter difference against the baseline at the same thread count (float32
 rounding differs between kernels, so these are small, not zero). The row "train.train" is the step as
 `train.train` runs it now (`train.step_setup`); it is the "after" of the before/after comparison.
+The repeats go round-robin over the variants. `--clock cpu` times this thread's CPU time instead of
+wall time, for a machine shared with other jobs (one thread only).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_cpu_step.py --steps 200 --output benchmarks/results/cpu_step.md
+    python benchmarks/bench_cpu_step.py --steps 200 --output benchmarks/results/cpu_step.md     # idle machine
+    python benchmarks/bench_cpu_step.py --clock cpu --threads 1 --output benchmarks/results/cpu_step.md  # shared
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -57,8 +61,14 @@ def parse_args(argv=None):
     parser.add_argument("--check-steps", type=int, default=5, help="steps compared with the baseline")
     parser.add_argument("--train-images", type=int, default=2000,
                         help="images held in memory (the step does not depend on it; default %(default)s)")
+    parser.add_argument("--clock", default="wall", choices=list(CLOCKS),
+                        help="wall: elapsed time (an idle machine); cpu: this thread's CPU time (a shared "
+                             "machine; needs --threads 1)")
     parser.add_argument("--output", default=None, help="also write the report (Markdown) to this file")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.clock == "cpu" and args.threads != [1]:
+        parser.error("--clock cpu measures one thread's CPU time; it needs --threads 1")
+    return args
 
 
 def bench_config(args):
@@ -94,19 +104,29 @@ class Step:
         return torch.cat([p.detach().flatten() for p in self.model.parameters()])
 
 
-def time_variant(step: Step, args) -> tuple[float, float]:
-    """(median ms/step over the repeats, seconds of the warm-up, which includes any compilation)."""
-    start = time.perf_counter()
-    for _ in range(args.warmup):
-        step()
-    warmup_s = time.perf_counter() - start
-    times = []
-    for _ in range(args.repeats):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def time_variants(steps: dict[str, Step], args) -> dict[str, tuple[float, float]]:
+    """{name: (median ms/step over the repeats, wall seconds of the warm-up, which includes any
+    compilation)}. The repeats go round-robin over the variants, so a change in the machine's load
+    touches all of them alike. clock 'cpu' counts this thread's CPU time (time.thread_time): on a
+    machine shared with other jobs it leaves out the time the scheduler gave to them (one thread only)."""
+    clock = CLOCKS[args.clock]
+    warmup = {}
+    for name, step in steps.items():
         start = time.perf_counter()
-        for _ in range(args.steps):
+        for _ in range(args.warmup):
             step()
-        times.append((time.perf_counter() - start) / args.steps)
-    return 1e3 * statistics.median(times), warmup_s
+        warmup[name] = time.perf_counter() - start
+    times = {name: [] for name in steps}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            start = clock()
+            for _ in range(args.steps):
+                step()
+            times[name].append((clock() - start) / args.steps)
+    return {name: (1e3 * statistics.median(times[name]), warmup[name]) for name in steps}
 
 
 def agreement(step: Step, reference: Step, steps: int) -> tuple[float, float]:
@@ -122,21 +142,25 @@ def agreement(step: Step, reference: Step, steps: int) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()[0]
     torch.set_flush_denormal(True)  # as train.train on the CPU
     config = bench_config(args)
     data = load_dataset("synthetic", None, "train", image_size=config.image_size, subset=config.train_subset)
     flops_per_step = train_step_flops(config, data)
     torch.set_num_threads(1)
-    peak, peak_how = matmul_peak_tflops(torch.device("cpu"))
+    peak, peak_how = matmul_peak_tflops(torch.device("cpu"), CLOCKS[args.clock])
     rows = []
+    def make(name):
+        if name == "train.train":
+            return Step(config, data, False, False, library=True)
+        return Step(config, data, *VARIANTS[name])
+
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for name in args.variants:
-            torch._dynamo.reset()  # inductor's C++ kernels are specialised to the thread count: compile afresh
-            make = (lambda: Step(config, data, False, False, library=True)) if name == "train.train" else (
-                lambda: Step(config, data, *VARIANTS[name]))
-            ms, warmup_s = time_variant(make(), args)
-            loss_diff, param_diff = agreement(make(), Step(config, data, False, False), args.check_steps)
+        torch._dynamo.reset()  # inductor's C++ kernels are specialised to the thread count: compile afresh
+        timed = time_variants({name: make(name) for name in args.variants}, args)
+        for name, (ms, warmup_s) in timed.items():
+            loss_diff, param_diff = agreement(make(name), Step(config, data, False, False), args.check_steps)
             tflops = flops_per_step / (ms / 1e3) / 1e12
             rows.append({"variant": name, "threads": threads, "ms": ms, "warmup_s": warmup_s, "tflops": tflops,
                          "loss_diff": loss_diff, "param_diff": param_diff})
@@ -148,12 +172,14 @@ def main(argv=None) -> int:
     command = f"python benchmarks/bench_cpu_step.py {' '.join(sys.argv[1:] if argv is None else argv)}"
     report = [f"`cpu` profile step: BasicNet {config.first_width}-{config.width:g}x, {data.image_size}x{data.image_size} "
               f"{data.name}, batch {config.batch_size}, {config.optimizer} L2 {config.l2:g}; median of {args.repeats} x "
-              f"{args.steps} timed steps after {args.warmup} warm-up steps",
+              f"{args.steps} timed steps after {args.warmup} warm-up steps, repeats round-robin over the variants; "
+              f"clock: {'wall time' if args.clock == 'wall' else 'CPU time of the timing thread (time.thread_time)'}",
+              f"load average before the run: {load_before:.2f} (1 min)",
               f"machine: {platform.node()} ({platform.processor() or platform.machine()}), torch {torch.__version__}, "
               f"python {platform.python_version()}, {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
               f"command: {command}",
               f"training FLOPs per step: {flops_per_step / 1e9:.3f} GFLOP; peak: {peak:.3g} TFLOP/s ({peak_how}, "
-              f"measured on 1 thread)",
+              f"measured on 1 thread, {args.clock} clock)",
               f"train.train now runs: {describe_setup()}", "",
               "| variant | threads | ms/step | vs eager 1 thread | TFLOP/s | % of 1-thread peak | warm-up s "
               f"| max rel loss diff ({args.check_steps} steps) | rel param diff |",

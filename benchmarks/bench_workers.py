@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -52,14 +53,20 @@ def sweep_command(args, store: Path, workers: int) -> list[str]:
     return command
 
 
-def timed_sweep(command: list[str]) -> float:
-    """Wall seconds of the sweep command; raises when it fails."""
-    start = time.perf_counter()
+def timed_sweep(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the sweep and its workers) of the sweep command; raises when it fails."""
+    start, used = time.perf_counter(), cpu_seconds()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - used
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return seconds
+    return seconds, cpu
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (and theirs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stored(store: Path) -> dict[str, dict]:
@@ -71,7 +78,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as folder:
         stores = {1: Path(folder) / "serial", args.workers: Path(folder) / f"workers-{args.workers}"}
         commands = {workers: sweep_command(args, store, workers) for workers, store in stores.items()}
-        seconds = {workers: timed_sweep(command) for workers, command in commands.items()}
+        load_before = os.getloadavg()[0]
+        timings = {workers: timed_sweep(command) for workers, command in commands.items()}
+        seconds = {workers: wall for workers, (wall, _) in timings.items()}
+        cpu = {workers: used for workers, (_, used) in timings.items()}
         records = {workers: stored(store) for workers, store in stores.items()}
     serial, parallel = records[1], records[args.workers]
     if sorted(serial) != sorted(parallel) or not serial:
@@ -84,13 +94,14 @@ def main(argv=None) -> int:
               f"(BasicNet 32-0.25x, 16x16 synthetic, batch 40), same grid, fresh stores",
               f"machine: {platform.node()} ({platform.processor() or platform.machine()}, "
               f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()} cores), "
-              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}, load average before: {load_before:.2f}",
               f"command: python benchmarks/bench_workers.py {' '.join(sys.argv[1:] if argv is None else argv)}",
               f"each sweep: python {shown}", "",
-              "| sweep | torch threads per run | wall s | s per run | speed-up |", "|---|---|---:|---:|---:|"]
+              "| sweep | torch threads per run | wall s | wall s per run | speed-up | CPU s (all processes) |",
+              "|---|---|---:|---:|---:|---:|"]
     for workers in stores:
         report.append(f"| --workers {workers} | {', '.join(map(str, threads[workers]))} | {seconds[workers]:.1f} | "
-                      f"{seconds[workers] / len(serial):.1f} | {seconds[1] / seconds[workers]:.2f}x |")
+                      f"{seconds[workers] / len(serial):.1f} | {seconds[1] / seconds[workers]:.2f}x | {cpu[workers]:.1f} |")
     report += ["", f"ratio serial / {args.workers} workers: {seconds[1] / seconds[args.workers]:.2f}"]
     text = "\n".join(report)
     print(text)

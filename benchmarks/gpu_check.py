@@ -93,7 +93,7 @@ def plan(args, out: Path, store: Path) -> list[Step]:
     device = "cpu" if dry else "cuda"
     bench = [python, "benchmarks/bench_train.py", "--device", device]
     size = (["--small", "--steps", "3", "--warmup", "1", "--fused", "1", "2", "--train-images", "200",
-             "--profile-steps", "1"] if dry else ["--fused", "1", "4", "16", "32", "64", "128", "--profile-steps", "20"])
+             "--profile-steps", "1"] if dry else ["--fused", "1", "4", "16", "32", "64", "128", "--steps", "50", "--profile-steps", "20"])
     compile_size = (["--small", "--steps", "2", "--warmup", "1", "--fused", "2", "--train-images", "200"] if dry
                     else ["--fused", "16", "--steps", "50"])
     profile = "smoke" if dry else "gpu"
@@ -101,7 +101,7 @@ def plan(args, out: Path, store: Path) -> list[Step]:
         Step("cuda-tests", 60, [python, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests",
                                 "--junitxml", str(out / "cuda-tests.xml")], ["cuda-tests.xml"]),
         Step("train-fp32", 75, bench + size + ["--output", str(out / "train-fp32.md")], ["train-fp32.md"]),
-        Step("train-amp-cl", 75, bench + size + ["--amp", "--channels-last", "--output", str(out / "train-amp-cl.md")],
+        Step("train-amp-cl", 60, bench + size + ["--amp", "--channels-last", "--output", str(out / "train-amp-cl.md")],
              ["train-amp-cl.md"]),
     ]
     for optimizer in SLICE_OPTIMIZERS:

@@ -40,15 +40,16 @@ def test_grouped_convolutions_on_cuda_are_n_separate_forwards():
         torch.testing.assert_close(logits[index], model(x), rtol=1e-9, atol=1e-12)
 
 
-def test_fused_group_on_cuda_with_every_speed_option(tmp_path, tiny_config):
+def test_fused_group_on_cuda_with_amp_and_channels_last(tmp_path, tiny_config):
+    """(torch.compile on CUDA is exercised by gpu_check's train-compile step, where its time is budgeted.)"""
     configs = [tiny_config.replace(l2=l2, epochs=2, lr_drops=(1.0,)) for l2 in (1e-4, 1e-3)]
     records = run_or_load_group(configs, store=tmp_path, device="cuda", progress=False, fused="on", amp=True,
-                                channels_last=True, compile=True)
+                                channels_last=True)
     for record in records:
         provenance = record["provenance"]
         assert provenance["device"].startswith("cuda") and provenance["fused_models"] == 2
         assert (provenance["precision"], provenance["channels_last"], provenance["compiled"]) == (
-            "bf16 autocast", True, True)
+            "bf16 autocast", True, False)
         assert record["history"][-1]["train_loss"] == record["history"][-1]["train_loss"]  # not NaN
     assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(config_hash(c) for c in configs)
     assert RunStore(tmp_path).load(config_hash(configs[0]))["final"] == records[0]["final"]

@@ -64,6 +64,10 @@ def float64(monkeypatch):
 
     monkeypatch.setattr(train_module, "make_loader", double_loader)
     monkeypatch.setattr(fused_module, "make_loader", double_loader)
+    # The plain trainer's CPU layout (channels_last) is a kernel choice, tested on its own in
+    # test_train.py; its float64 rounding differs from the NCHW kernels', and Adam's eps amplifies that
+    # on near-zero gradients over hundreds of steps. The fused math is checked against the NCHW one.
+    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", False)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
@@ -136,9 +140,11 @@ def test_fused_head_gradients_are_those_of_nn_linear(float64):
                 assert torch.equal(net.stacked(name).grad[i], param.grad), f"model {i} {name}"
 
 
-def test_float32_records_match_briefly():
-    """The default float32 path, unpatched, over 5 steps (before rounding noise is amplified: after 10
-    steps one of these two models already differs by 6e-4 in training loss)."""
+def test_float32_records_match_briefly(monkeypatch):
+    """The default float32 path over 5 steps (before rounding noise is amplified: after 10 steps one of
+    these two models already differs by 6e-4 in training loss). The plain trainer is pinned to NCHW, the
+    fused trainer's layout: channels_last's own rounding is checked in tests/test_train.py."""
+    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", False)
     group = [TINY.replace(epochs=0.25, lr_drops=(), seed=s, l2=l2, wd=wd)
              for s, l2, wd in ((0, 1e-4, 0.0), (1, 0.0, 1e-3))]
     fused = train_group(group, device="cpu", progress=False)
@@ -412,3 +418,26 @@ def test_diverging_member_stops_the_group_and_nothing_is_stored(tmp_path):
     assert message.startswith(f"run {config_hash(configs[1])} (sgd L2 1e-04 b40 seed 1, in a fused group of 2) diverged")
     assert re.search(r"became (nan|inf) at step \d+;", message)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no record, weights or group checkpoint
+
+
+def test_cpu_step_bench_times_each_variant_and_checks_agreement(tmp_path, capsys):
+    bench = load_bench("bench_cpu_step")
+    out = tmp_path / "cpu_step.md"
+    assert bench.main(["--steps", "2", "--repeats", "1", "--warmup", "1", "--check-steps", "2", "--train-images", "200",
+                       "--threads", "1", "--variants", "eager fp32 NCHW", "channels_last", "train.train",
+                       "--output", str(out)]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|") for line in out.read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| variant")}
+    assert set(rows) == {"eager fp32 NCHW", "channels_last", "train.train"}
+    assert all(float(row[3]) > 0 for row in rows.values())  # ms/step
+    assert float(rows["eager fp32 NCHW"][8]) == 0.0  # the baseline against itself
+    assert float(rows["channels_last"][9]) < 1e-2  # same run up to float32 rounding
+    assert "train.train now runs: channels_last, eager" in capsys.readouterr().out
+
+
+def test_workers_bench_runs_both_sweeps_and_prints_the_ratio(capsys):
+    bench = load_bench("bench_workers")
+    assert bench.main(["--steps", "5", "--set", "train_subset=200", "test_subset=100", "--grid", "optimizer=adam,sgd"]) == 0
+    out = capsys.readouterr().out
+    assert "| --workers 1 | " in out and "| --workers 2 | 1 |" in out
+    assert float(out.split("ratio serial / 2 workers: ")[1].split()[0]) > 0
