@@ -11,9 +11,15 @@ from __future__ import annotations
 from typing import Callable
 
 from . import claims
+from .chapter import Chapter, MissingRuns
 from .claims import Verdict
-from .experiments import Chapter, MissingRuns, width_variant
+from .config import width_variant
 from .optim import DEFAULT_LR, simulate_weight
+
+__all__ = ["BATCHES", "CHAPTER_OF_CLAIM", "CLUTTER", "TABLE1_L2", "TABLE1_WD", "WIDTHS", "batch_variants", "claim_4",
+           "claim_7", "claim_8", "claim_9", "claim_verdicts", "claims_1_to_3", "claims_5_and_6",
+           "difficulty_variants", "layer_pair_variants", "strong_l2", "table1_variants", "variant_fields",
+           "width_variants"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),

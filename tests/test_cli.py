@@ -15,7 +15,8 @@ SMOKE = ["--profile", "smoke"]
 
 def test_train_then_ls(tmp_path, capsys):
     store = str(tmp_path)
-    assert main(["train", *SMOKE, "--store", store, "--dataset", "synthetic", "--optimizer", "sgd", "--l2", "1e-3"]) == 0
+    assert main(["train", *SMOKE, "--store", store, "--dataset", "synthetic", "--optimizer", "sgd",
+                 "--l2", "1e-3"]) == 0
     out = capsys.readouterr().out
     assert "sgd" in out
     assert main(["ls", "--store", store, "--json"]) == 0
@@ -71,6 +72,8 @@ def no_training(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("a usage error must be caught before training starts")
     monkeypatch.setattr(importlib.import_module("sparsity_lib.train"), "train", refuse)
+    monkeypatch.setattr(importlib.import_module("sparsity_lib.runner"), "train", refuse)  # bound at import there
+    monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_single", refuse)
     monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_group", refuse)
     monkeypatch.setattr(importlib.import_module("sparsity_lib.book"), "execute_chapter", refuse)
 
