@@ -58,6 +58,12 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
     """The record of `config` trained (or loaded) with `run_or_load`, pruned by `method`, fine-tuned
     for `fine_tune_steps`: the chapters' one call for Sec. 5.2 (stored, so a re-run only loads).
 
+    `method` picks the features (`method_masks`), whatever regularizer trained `config`: 'implicit'
+    removes the features with |gamma| < `amount` (default 1e-3, the paper's rule), so applied to a
+    Network Slimming run it removes only what slimming drove below that threshold; 'slimming' removes
+    the globally smallest `amount` fraction of |gamma|. Only the record is stored (costs, errors,
+    history), not the pruned weights: `prune.prune_with_report` rebuilds them from the stored run.
+
     Pruned records live in `<store>/pruned/<method>-<amount>-ft<steps>/<config hash>.json` with
     `final` = the `PruneReport` summary + 'test_err' (after fine-tuning), 'features_kept_pct', and
     `layers` = the per-layer cost rows.
