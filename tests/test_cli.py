@@ -184,7 +184,7 @@ def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sparsity_lib.cli.run_configs", interrupt)
     assert main(["train", *SMOKE, "--store", str(tmp_path)]) == 130
     assert "error: interrupted (Ctrl-C); finished runs are stored" in one_line_error(capsys)
-    monkeypatch.setattr("sparsity_lib.book.build_book", interrupt)
+    monkeypatch.setattr("sparsity_lib.cli.build_book", interrupt)  # cli binds it at import
     assert main(["book", "--chapter", "2", "--no-html"]) == 130
     assert "chapters not finished were not written" in one_line_error(capsys)
 
