@@ -11,14 +11,17 @@ import argparse
 import dataclasses
 import itertools
 import json
+import os
 import re
 import sys
 import warnings
 
 from .book import ChapterFailed, build_book, parse_parameter
+from .chapter import Chapter
 from .cluster import BACKENDS, SweepFailed, local_workers, sweep_records
 from .config import PROFILES, RunConfig, config_hash, get_profile, make_config
 from .data import DatasetError
+from .evidence import claim_verdicts, scorecard
 from .frames import runs_frame
 from .fused import SPEED_OPTIONS, run_or_load_group
 from .runner import run_or_load
@@ -188,6 +191,18 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                       help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
 
+    card = commands.add_parser("scorecard", help="the paper's ten claims judged on the stored runs",
+                               description="Print each claim's verdict (sparsity_lib.evidence); with --train, "
+                                           "first train the runs the verdicts need that the store lacks.")
+    card.add_argument("--profile", default="cpu", choices=list(PROFILES))
+    card.add_argument("--dataset", default="auto", help="auto | cifar10 | synthetic | ...")
+    card.add_argument("--store", default=None, help=STORE_HELP)
+    card.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA or data/)")
+    card.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    card.add_argument("--train", action="store_true", help="train the missing runs (in --workers processes)")
+    card.add_argument("--workers", default="auto", type=parse_workers, metavar="N",
+                      help="local worker processes for --train (default: auto, one per core on the CPU)")
+
     ls = commands.add_parser("ls", help="list the runs in the store")
     ls.add_argument("--store", default=None, help=STORE_HELP)
     ls.add_argument("--json", action="store_true", help="print records as JSON lines")
@@ -302,6 +317,18 @@ INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes fro
                "book": "chapters not finished were not written; the folder keeps its previous ones"}
 
 
+def print_scorecard(args) -> int:
+    """The ten verdicts at args.profile; exit 0 whatever they are (a verdict is a finding, not an error)."""
+    os.environ["SPARSITY_WORKERS"] = str(args.workers)
+    chapter = Chapter(profile=args.profile, dataset=args.dataset, data_root=args.data_root, device=args.device,
+                      store=args.store)
+    card = scorecard(chapter, claim_verdicts(chapter, train_missing=args.train))
+    print(f"{chapter.describe()} · store {chapter.run_store.root}")
+    for row in card.itertuples():
+        print(f"claim {row.claim:>2} (chapter {row.chapter:>2}) {row.verdict:<10} {row.why}")
+    return 0
+
+
 def check_store_folder(store: str) -> None:
     """`ls` reads an existing folder only."""
     path = resolve_store(store)
@@ -320,6 +347,8 @@ def run_command(args) -> int:
         else:
             print_table(records)
         return 0
+    if args.command == "scorecard":
+        return print_scorecard(args)
     if args.command == "book":
         extra = {name: parse_parameter(value) for name, value in args.parameter}
         build_book(args.profile, args.dataset, args.chapter, args.fresh, extra, html=not args.no_html,

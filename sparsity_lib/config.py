@@ -201,6 +201,8 @@ class Profile:
     default_dataset: str = "cifar10"
     synthetic: dict = field(default_factory=dict)
     section5_l2: float = 1e-4  # L2 of the Sec. 5 experiments (batch, width, variants): the paper's default
+    vgg: dict = field(default_factory=dict)  # RunConfig fields of the VGG runs (Sec. 5.2), before scaling
+    fine_tune_steps: int = 20_000  # steps of fine-tuning after explicit pruning (Li et al., Network Slimming)
 
     def apply(self, config: RunConfig) -> RunConfig:
         """`config` scaled to this profile."""
@@ -231,12 +233,12 @@ PROFILES = {
     "smoke": Profile("smoke", "seconds per run: tests and CI only; numbers mean nothing",
                      epochs=2, train_subset=400, test_subset=200, image_size=16, width_scale=0.0625,
                      first_width_scale=0.125, seeds=1, default_dataset="synthetic", synthetic=HARD_SYNTHETIC,
-                     section5_l2=1e-3),
+                     section5_l2=1e-3, vgg={"width": 0.5, "image_size": 32}, fine_tune_steps=5),
     "cpu": Profile("cpu", "~9 minutes per run on one CPU core: synthetic 16x16, 20 classes, half-cluttered, "
                    "20k fresh training images per epoch, 14,000 iterations at batch 40, BasicNet 32-0.25x, 3 seeds",
                    epochs=28, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
                    first_width_scale=0.5, seeds=3, default_dataset="synthetic", synthetic=HARD_SYNTHETIC,
-                   section5_l2=1e-3),
+                   section5_l2=1e-3, vgg={"width": 0.5, "image_size": 32}, fine_tune_steps=300),
     "gpu": Profile("gpu", "a Table 1 slice in minutes on one large GPU, fused: BasicNet 64-1x (the paper's) at "
                    "32x32 on the synthetic task of `cpu`, 10k fresh training images per epoch, 3,000 iterations "
                    "at batch 40", epochs=12, train_subset=10000, test_subset=2000, image_size=32, seeds=1,

@@ -13,12 +13,14 @@ from typing import Callable
 from . import claims
 from .chapter import Chapter, MissingRuns
 from .claims import Verdict
-from .config import width_variant
+from .config import RunConfig, config_hash, width_variant
 from .optim import DEFAULT_LR, simulate_weight
+from .pruned_runs import prune_or_load
 
-__all__ = ["BATCHES", "CHAPTER_OF_CLAIM", "CLUTTER", "TABLE1_L2", "TABLE1_WD", "WIDTHS", "batch_variants", "claim_4",
-           "claim_7", "claim_8", "claim_9", "claim_verdicts", "claims_1_to_3", "claims_5_and_6",
-           "difficulty_variants", "layer_pair_variants", "strong_l2", "table1_variants", "variant_fields",
+__all__ = ["BATCHES", "CHAPTER_FILES", "CHAPTER_OF_CLAIM", "CLUTTER", "TABLE1_L2", "TABLE1_WD", "VGG_BATCHES",
+           "WIDTHS", "all_variants", "batch_variants", "chapter_files", "claim_10", "claim_4", "claim_7", "claim_8",
+           "claim_9", "claim_verdicts", "claims_1_to_3", "claims_5_and_6", "difficulty_variants",
+           "layer_pair_variants", "scorecard", "strong_l2", "table1_variants", "variant_fields", "vgg_fields",
            "width_variants"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
@@ -28,9 +30,19 @@ TABLE1_WD = {"adam": (1e-4,), "sgd": (1e-3,)}
 BATCHES = (20, 40, 160)                      # Table 3, iteration matched
 WIDTHS = ("32-0.25x", "64-0.5x", "64-1x")   # Table 6, narrowest first (scaled by the profile)
 CLUTTER = (0.0, 0.5, 1.0)                    # clean -> cluttered synthetic background (Sec. 4.2)
+VGG_BATCHES = (40, 80, 160)                  # Table 7 columns (one seed each beyond batch 40)
+CHAPTER_FILES = {1: "01_setup.ipynb", 2: "02_primary_findings.ipynb", 3: "03_where_filters_die.ipynb",
+                 4: "04_l2_inside_adam.ipynb", 5: "05_task_difficulty.ipynb", 6: "06_hyperparameters.ipynb",
+                 7: "07_supplementary.ipynb", 8: "08_imagenet_tinyimagenet.ipynb", 9: "09_pruning.ipynb",
+                 10: "10_l1l2_pseudonorm.ipynb"}
 CHAPTER_OF_CLAIM = {1: 2, 2: 2, 3: 2, 4: 5, 5: 3, 6: 3, 7: 4, 8: 6, 9: 7, 10: 9}
 
 Runs = Callable[[list[dict]], list[dict]]
+
+
+def chapter_files() -> dict[int, str]:
+    """Chapter number -> its notebook's file name (in notebooks/ and book/)."""
+    return dict(CHAPTER_FILES)
 
 
 def strong_l2(chapter: Chapter) -> float:
@@ -113,16 +125,49 @@ def claim_9(chapter: Chapter, runs: Runs) -> Verdict:
     return claims.claim9_variants(found["adam"], found["amsgrad"], found["leaky_relu"], found["low_gamma_lr"])
 
 
+def vgg_fields(chapter: Chapter, depth: int = 16, **fields) -> dict:
+    """RunConfig fields of a VGG run at the chapter's profile (Sec. 5.2: Adam, the profile's L2, batch 40),
+    sized by `Profile.vgg` (at `cpu`: width 0.5 before the profile's x0.25, 32x32 images)."""
+    return {"model": f"vgg{depth}", **chapter.settings.vgg, "optimizer": "adam", "l2": strong_l2(chapter), **fields}
+
+
+def claim_10(chapter: Chapter, runs: Runs) -> Verdict:
+    """Claim 10 on VGG-16 (batch 40, every seed): its dead features removed (no fine-tuning) vs Li et
+    al.'s filter pruning of the same networks, fine-tuned for the profile's `fine_tune_steps`."""
+    bases = runs([vgg_fields(chapter)])
+    common = dict(store=chapter.run_store, data_root=chapter.data_root, device=chapter.device,
+                  profile=chapter.profile, progress=False)
+    configs = [RunConfig.from_dict(record["config"]) for record in bases]
+    implicit = [prune_or_load(config, "implicit", **common) for config in configs]
+    li = [prune_or_load(config, "li", fine_tune_steps=chapter.settings.fine_tune_steps, **common) for config in configs]
+    return claims.claim10_pruning(implicit, li)
+
+
+def all_variants(chapter: Chapter) -> list[dict]:
+    """Every setting (RunConfig fields) a verdict of claims 1-9 rests on, each once."""
+    found = [*table1_variants(), *layer_pair_variants(), *[f for _, f in difficulty_variants(chapter)],
+             *[f for _, f in batch_variants(chapter)], *[f for _, f in width_variants(chapter)],
+             *variant_fields(chapter).values(), vgg_fields(chapter)]
+    unique: dict[str, dict] = {}
+    for fields in found:  # e.g. clutter 0.5, batch 40 and 64-1x are all the Adam baseline at `cpu`
+        unique.setdefault(config_hash(chapter.config(**fields)), fields)
+    return list(unique.values())
+
+
 def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, Verdict]:
-    """Every claim's verdict at the chapter's profile; claim 10 (pruning) comes from chapter 9.
+    """Every claim's verdict at the chapter's profile (claim 10 prunes the stored VGG-16 runs, seconds).
 
     `train_missing=False` judges only what the store holds: a claim whose runs are missing is
-    'not tested' with the reason saying so.
+    'not tested' with the reason saying so. `train_missing=True` first trains every missing run of
+    `all_variants` in one `chapter.runs` call (so a worker pool, `$SPARSITY_WORKERS`, gets them all).
     """
-    runs = chapter.runs if train_missing else chapter.stored_runs
+    if train_missing:
+        chapter.runs(all_variants(chapter))
+    runs = chapter.stored_runs
     checks = {(1, 2, 3): lambda: claims_1_to_3(runs), (4,): lambda: {4: claim_4(chapter, runs)},
               (5, 6): lambda: claims_5_and_6(runs), (7,): lambda: {7: claim_7()},
-              (8,): lambda: {8: claim_8(chapter, runs)}, (9,): lambda: {9: claim_9(chapter, runs)}}
+              (8,): lambda: {8: claim_8(chapter, runs)}, (9,): lambda: {9: claim_9(chapter, runs)},
+              (10,): lambda: {10: claim_10(chapter, runs)}}
     verdicts: dict[int, Verdict] = {}
     for numbers, check in checks.items():
         try:
@@ -130,3 +175,10 @@ def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, V
         except MissingRuns as missing:
             verdicts.update({n: Verdict(n, claims.NOT_TESTED, str(missing)) for n in numbers})
     return verdicts
+
+
+def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
+    """The ten claims with their verdicts at the chapter's profile and the chapter that shows each:
+    a DataFrame (claim, statement, verdict, why, chapter), from the store only (never trains)."""
+    frame = claims.scorecard(claim_verdicts(chapter) if verdicts is None else verdicts)
+    return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))

@@ -12,10 +12,11 @@ import seaborn as sns
 from .frames import snapshot_frame, universality_frame
 from .sparsity import GAMMA_THRESHOLD
 
-__all__ = ["GAMMA_RULE", "MEASURE_LABELS", "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "bn_distribution_evolution",
-           "format_strength", "layerwise_sparsity", "paper_vs_ours", "provenance_markdown", "provenance_note",
-           "regularizer_of", "set_style", "setting_label", "sparsity_vs_error", "sparsity_vs_strength", "styled",
-           "threshold_sensitivity", "universality_histograms", "verdict", "weight_trajectories", "with_regularizer"]
+__all__ = ["GAMMA_RULE", "MEASURE_LABELS", "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "VERDICT_MARKS",
+           "bn_distribution_evolution", "format_strength", "layerwise_sparsity", "paper_vs_ours",
+           "provenance_markdown", "provenance_note", "regularizer_of", "scorecard_markdown", "set_style",
+           "setting_label", "sparsity_vs_error", "sparsity_vs_strength", "styled", "threshold_sensitivity",
+           "universality_histograms", "verdict", "weight_trajectories", "with_regularizer"]
 
 
 def set_style() -> None:
@@ -32,6 +33,21 @@ def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
                  "comes from the **synthetic shapes dataset** generated offline, not from CIFAR. "
                  f"({chapter.dataset_reason}.) Compare trends with the paper, not absolute values.\n:::")
     return text
+
+
+VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
+
+
+def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
+    """The scorecard (`evidence.scorecard`) as a Markdown table: claim, verdict, the numbers' one-line
+    reason, and a link to the chapter (`chapter_files`: chapter number -> notebook file name)."""
+    rows = ["| # | claim | verdict at this profile | why | chapter |", "|---|---|---|---|---|"]
+    for row in card.itertuples():
+        link = f"[{row.chapter}]({chapter_files[row.chapter]})" if row.chapter in chapter_files else str(row.chapter)
+        why = str(row.why).replace("|", "/")
+        mark = VERDICT_MARKS.get(row.verdict, row.verdict)
+        rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
+    return "\n".join(rows)
 
 
 def provenance_note(chapter, records: list[dict] | None = None) -> None:

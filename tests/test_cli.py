@@ -204,3 +204,11 @@ def test_command_line_output_of_a_damaged_dataset(tmp_path):
     lines = result.stderr.splitlines()
     assert [line.split(":")[0] for line in lines] == ["warning", "error"], result.stderr
     assert "is not a readable CIFAR-10 tarball" in lines[1]
+
+
+def test_scorecard_judges_the_stored_runs_and_names_what_is_missing(tmp_path, capsys):
+    assert main(["scorecard", "--profile", "smoke", "--dataset", "synthetic", "--store", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 11 and "profile smoke" in lines[0]
+    assert "claim  7 (chapter  4) holds" in lines[7]
+    assert "claim  1 (chapter  2) not tested" in lines[1] and "not in the store" in lines[1]

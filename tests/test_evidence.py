@@ -1,0 +1,84 @@
+"""Tests of sparsity_lib.evidence: which runs feed which claim, on a fake store."""
+import pytest
+
+from sparsity_lib import Chapter, evidence
+from sparsity_lib.claims import HOLDS, NOT_TESTED
+
+LAYERS = [f"C{i}" for i in range(1, 8)]
+
+
+def fake_record(config, sparsity, err, dead=None, beta=0.0, universality=50.0):
+    dead = dead or {}
+    return {"config": config.to_dict(), "final": {
+        "sparsity_gamma": sparsity, "test_err": err,
+        "layers": [{"layer": n, "features": 30, "inactive_gamma": dead.get(n, 0), "inactive_act": 0} for n in LAYERS]},
+        "bn": {n: {"gamma": [0.0] * dead.get(n, 0) + [1.0] * (30 - dead.get(n, 0)), "beta": [beta] * 30}
+               for n in LAYERS},
+        "universality": {n: [universality] * 30 for n in LAYERS}}
+
+
+def paper_like(config):
+    """A record that behaves as the paper says, computed from the config alone (plus a seed wobble)."""
+    c, wobble = config, 0.3 * config.seed
+    reg = c.l2 or c.wd
+    adaptive = c.optimizer not in ("sgd", "amsgrad")
+    sparsity = 0.0 if reg == 0 else (30.0 if reg >= 1e-3 else 10.0) * (1.0 if adaptive else 0.1)
+    if c.wd:
+        sparsity *= 0.3
+    sparsity *= {20: 1.2, 40: 1.0, 160: 0.6}[c.batch_size] * (1.0 - c.clutter * 0.5) * min(1.0, c.width * 4)
+    sparsity *= 0.5 if c.gamma_lr_scale < 1 else 1.0
+    err = 15.0 + 10.0 * c.clutter + (3.0 if c.optimizer == "sgd" else 0.0)
+    late = {"C6": 10, "C7": 15} if adaptive else {}
+    early = {"C1": 12, "C2": 5} if c.optimizer == "sgd" else {}
+    return fake_record(config, sparsity + wobble, err + wobble, {**late, **early},
+                       beta=-0.3 if adaptive else 0.1, universality=25.0 if adaptive else 60.0)
+
+
+@pytest.fixture
+def chapter(tmp_path, monkeypatch):
+    ch = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=3)
+    seen = []
+
+    def stored_runs(variants):
+        seen.append(variants)
+        return [paper_like(ch.config(seed=s, **fields)) for fields in variants for s in ch.seed_list]
+    monkeypatch.setattr(ch, "stored_runs", stored_runs)
+
+    def pruned(config, method, amount=None, fine_tune_steps=0, **_):
+        """Dead features removed at no error cost (40% of parameters kept); Li et al.: 36% removed."""
+        kept = 40.0 if method == "implicit" else 64.0
+        return {"final": {"test_err_before": 8.0, "test_err_after": 8.0 + 0.3 * (method == "li"), "test_err": 8.0,
+                          "params_kept_pct": kept, "features_kept_pct": 70.0}, "method": method}
+    monkeypatch.setattr(evidence, "prune_or_load", pruned)
+    ch.seen = seen
+    return ch
+
+
+def test_every_claim_is_judged_on_its_runs(chapter):
+    verdicts = evidence.claim_verdicts(chapter)
+    assert sorted(verdicts) == list(range(1, 11))
+    assert all(v.status == HOLDS for v in verdicts.values()), [str(v) for v in verdicts.values() if not v.holds]
+    asked = [fields for call in chapter.seen for fields in call]
+    assert {"optimizer": "adam", "l2": 0.0} in asked and {"optimizer": "sgd", "l2": 0.0, "wd": 1e-3} in asked
+    assert {"optimizer": "adam", "l2": 1e-3, "clutter": 1.0} in asked  # the hardest task at section5_l2 (smoke: 1e-3)
+    assert {"model": "vgg16", "width": 0.5, "image_size": 32, "optimizer": "adam", "l2": 1e-3} in asked
+
+
+def test_missing_runs_make_a_claim_not_tested_with_the_reason(tmp_path):
+    verdicts = evidence.claim_verdicts(Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path)))
+    assert verdicts[1].status == NOT_TESTED and "not in the store" in verdicts[1].reason
+    assert verdicts[7].status == HOLDS  # a simulation: needs no stored run
+
+
+def test_scorecard_names_the_chapter_of_each_claim(chapter):
+    card = evidence.scorecard(chapter)
+    assert list(card["claim"]) == list(range(1, 11)) and card.set_index("claim").loc[4, "chapter"] == 5
+    assert card.set_index("claim").loc[10, "chapter"] == 9
+
+
+def test_chapter_files_are_the_chapter_notebooks():
+    from sparsity_lib.book import ROOT
+    files = evidence.chapter_files()
+    assert all((ROOT / "notebooks" / name).is_file() and name.startswith(f"{number:02d}_")
+               for number, name in files.items())
+    assert set(evidence.CHAPTER_OF_CLAIM.values()) <= set(files)
