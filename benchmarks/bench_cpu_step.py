@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train import endless, matmul_peak_tflops, train_step_flops  # noqa: E402
+
 from sparsity_lib import load_dataset, make_config, make_loader  # noqa: E402
 from sparsity_lib.train import build_model, build_optimizer, step_setup, train_step  # noqa: E402
 
@@ -170,8 +171,9 @@ def main(argv=None) -> int:
     base = {r["threads"]: r["ms"] for r in rows if r["variant"] == "eager fp32 NCHW"}
     first = min(base, key=lambda t: (t != 1, t)) if base else None
     command = f"python benchmarks/bench_cpu_step.py {' '.join(sys.argv[1:] if argv is None else argv)}"
-    report = [f"`cpu` profile step: BasicNet {config.first_width}-{config.width:g}x, {data.image_size}x{data.image_size} "
-              f"{data.name}, batch {config.batch_size}, {config.optimizer} L2 {config.l2:g}; median of {args.repeats} x "
+    report = [f"`cpu` profile step: BasicNet {config.first_width}-{config.width:g}x, "
+              f"{data.image_size}x{data.image_size} {data.name}, batch {config.batch_size}, "
+              f"{config.optimizer} L2 {config.l2:g}; median of {args.repeats} x "
               f"{args.steps} timed steps after {args.warmup} warm-up steps, repeats round-robin over the variants; "
               f"clock: {'wall time' if args.clock == 'wall' else 'CPU time of the timing thread (time.thread_time)'}",
               f"load average before the run: {load_before:.2f} (1 min)",

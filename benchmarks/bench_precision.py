@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from sparsity_lib import RunStore, config_hash, make_config  # noqa: E402
-from sparsity_lib.experiments import resolve_config  # noqa: E402
 from sparsity_lib.fused import train_group  # noqa: E402
+from sparsity_lib.runner import resolve_config  # noqa: E402
 
 MODES = {  # name: train_group speed options
     "fp32": {},
@@ -100,7 +100,8 @@ def report(args) -> str:
         lines.append(f"| {mode} | " + " | ".join(cells) + f" | {mean:.1f} | {diff_sparsity:.1f}, {diff_err:.2f} | "
                      f"{wall:.0f} |")
     fp32 = runs["fp32"]
-    lines += ["", f"seed-to-seed spread (stdev over seeds, fp32): sparsity {spread([fp32[s]['final']['sparsity_gamma'] for s in seeds]):.1f} "
+    sparsity_spread = spread([fp32[s]['final']['sparsity_gamma'] for s in seeds])
+    lines += ["", f"seed-to-seed spread (stdev over seeds, fp32): sparsity {sparsity_spread:.1f} "
               f"points, test error {spread([fp32[s]['final']['test_err'] for s in seeds]):.2f} points"]
     reference = RunStore(args.store).load(config_hash(group_configs(args)[0]))
     if reference is not None:

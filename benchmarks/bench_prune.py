@@ -2,7 +2,7 @@
 
 For each model: prune the dead features with `sparsity_lib.prune`, fold BN into the convs of both
 the dense and the pruned network (`fold_bn`), then time one forward pass at batch 1 and batch 256
-(median of many timed runs after warm-up, `sparsity_lib.prune.latency`), on the CPU always and on
+(median of many timed runs after warm-up, `sparsity_lib.costs.latency`), on the CPU always and on
 the GPU when one is present. The speed-up is compared with the MAC reduction counted by
 torch.utils.flop_counter: ratio = (latency speed-up) / (MAC reduction); 1 means the time fell as
 much as the arithmetic.
@@ -30,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sparsity_lib import BasicNet, RunStore, conv_bn_layers, load_model, vgg  # noqa: E402
-from sparsity_lib.prune import fold_bn, latency, prune_features, prune_inactive, layer_costs  # noqa: E402
+from sparsity_lib.costs import fold_bn, latency, layer_costs  # noqa: E402
+from sparsity_lib.prune import prune_features, prune_inactive  # noqa: E402
 
 # Per-layer % of features dead in the paper (docs/paper_tables.md): Table 2 / supplement Table 1, CIFAR-10,
 # Adam L2 1e-4 (BasicNet 64-1x), and Table 7, CIFAR-10, batch 40 (VGG-16).
@@ -105,8 +106,8 @@ def measure(label, dense, pruned, side, devices, batches, args):
                          "dense_ips": times["dense"]["images_per_s"], "pruned_ips": times["pruned"]["images_per_s"],
                          "runs": (times["dense"]["runs"], times["pruned"]["runs"]),
                          "speedup": speedup, "mac_reduction": reduction, "ratio": speedup / reduction})
-            print(f"{label} | {device} {denormals} b{batch}: {rows[-1]['dense_ms']:.2f} -> {rows[-1]['pruned_ms']:.2f} ms "
-                  f"(x{speedup:.2f}; MACs x{reduction:.2f})", flush=True)
+            print(f"{label} | {device} {denormals} b{batch}: {rows[-1]['dense_ms']:.2f} -> "
+                  f"{rows[-1]['pruned_ms']:.2f} ms (x{speedup:.2f}; MACs x{reduction:.2f})", flush=True)
     return rows
 
 
@@ -126,12 +127,13 @@ def markdown(rows, args, command) -> str:
         "- denormals: 'flush' = torch.set_flush_denormal(True) (structural speed-up); 'keep' = the default, where "
         "subnormal weights left by Adam+L2 in dead filters slow the dense CPU run",
         "",
-        "| model | device | denormals | batch | features dense -> pruned | MMACs/img dense -> pruned | dense ms | pruned ms "
-        "| dense img/s | pruned img/s | speed-up | MAC reduction | ratio |",
+        "| model | device | denormals | batch | features dense -> pruned | MMACs/img dense -> pruned "
+        "| dense ms | pruned ms | dense img/s | pruned img/s | speed-up | MAC reduction | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['device']} | {r['denormals']} | {r['batch']} | {r['features'][0]} -> {r['features'][1]} | "
+        lines.append(f"| {r['model']} | {r['device']} | {r['denormals']} | {r['batch']} | "
+                     f"{r['features'][0]} -> {r['features'][1]} | "
                      f"{r['macs'][0] / 1e6:.2f} -> {r['macs'][1] / 1e6:.2f} | {r['dense_ms']:.3f} | "
                      f"{r['pruned_ms']:.3f} | {r['dense_ips']:.0f} | {r['pruned_ips']:.0f} | x{r['speedup']:.2f} | "
                      f"x{r['mac_reduction']:.2f} | {r['ratio']:.2f} |")

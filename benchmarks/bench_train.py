@@ -34,7 +34,9 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from sparsity_lib import RunConfig, load_dataset, make_loader  # noqa: E402
-from sparsity_lib.fused import FusedLoader, FusedNet, FusedOptimizer, train_step  # noqa: E402
+from sparsity_lib.fused import train_step  # noqa: E402
+from sparsity_lib.fused_net import FusedLoader, FusedNet  # noqa: E402
+from sparsity_lib.fused_optim import FusedOptimizer  # noqa: E402
 from sparsity_lib.train import build_model, build_optimizer, pick_device  # noqa: E402
 from sparsity_lib.train import train_step as train_single_step  # noqa: E402
 

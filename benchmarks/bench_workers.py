@@ -101,7 +101,8 @@ def main(argv=None) -> int:
               "|---|---|---:|---:|---:|---:|"]
     for workers in stores:
         report.append(f"| --workers {workers} | {', '.join(map(str, threads[workers]))} | {seconds[workers]:.1f} | "
-                      f"{seconds[workers] / len(serial):.1f} | {seconds[1] / seconds[workers]:.2f}x | {cpu[workers]:.1f} |")
+                      f"{seconds[workers] / len(serial):.1f} | {seconds[1] / seconds[workers]:.2f}x | "
+                      f"{cpu[workers]:.1f} |")
     report += ["", f"ratio serial / {args.workers} workers: {seconds[1] / seconds[args.workers]:.2f}"]
     text = "\n".join(report)
     print(text)

@@ -93,7 +93,8 @@ def plan(args, out: Path, store: Path) -> list[Step]:
     device = "cpu" if dry else "cuda"
     bench = [python, "benchmarks/bench_train.py", "--device", device]
     size = (["--small", "--steps", "3", "--warmup", "1", "--fused", "1", "2", "--train-images", "200",
-             "--profile-steps", "1"] if dry else ["--fused", "1", "4", "16", "32", "64", "128", "--steps", "50", "--profile-steps", "20"])
+             "--profile-steps", "1"] if dry
+            else ["--fused", "1", "4", "16", "32", "64", "128", "--steps", "50", "--profile-steps", "20"])
     compile_size = (["--small", "--steps", "2", "--warmup", "1", "--fused", "2", "--train-images", "200"] if dry
                     else ["--fused", "16", "--steps", "50"])
     profile = "smoke" if dry else "gpu"

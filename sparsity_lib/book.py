@@ -20,7 +20,11 @@ from pathlib import Path
 from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 
-from .experiments import atomic_write
+from .store import atomic_write
+
+__all__ = ["OUTPUT", "ROOT", "SOURCES", "build_book", "build_html", "chapter_parameters", "ChapterFailed", "chapters",
+           "declared_parameters", "execute_chapter", "output_folder", "parse_parameter", "QuietKernelManager",
+           "recorded_profile"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"

@@ -19,8 +19,15 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from .sparsity import GAMMA_THRESHOLD
+
+__all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIMS", "COMPARABLE_ERROR", "FAILS", "HOLDS", "MIN_EFFECT", "NOISE_Z",
+           "NOT_TESTED", "UNCHANGED_ERROR", "claim10_pruning", "claim1_regularization_strength",
+           "claim2_adaptive_vs_sgd", "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location",
+           "claim6_betas_and_selectivity", "claim7_adam_l2_decay", "claim8_batch_and_width", "claim9_variants",
+           "clearly_greater", "Estimate", "margin", "scorecard", "Setting", "settings", "steps_to_fraction", "Verdict"]
 
 HOLDS, FAILS, NOT_TESTED = "holds", "fails", "not tested"
 MIN_EFFECT = 2.0          # percentage points of features: the smallest sparsity difference that counts
@@ -236,8 +243,9 @@ def claim3_l2_vs_wd(records: Sequence[dict], tolerance: float = COMPARABLE_ERROR
         adam = Verdict(3, HOLDS if wins else FAILS, numbers["adam"])
     else:
         adam = Verdict(3, NOT_TESTED, "no Adam L2 and WD settings at comparable error")
-    sgd_l2 = {s.config["l2"]: s for s in found if s.config["optimizer"] == "sgd" and s.config["l2"] and not s.config["wd"]}
-    sgd_wd = {s.config["wd"]: s for s in found if s.config["optimizer"] == "sgd" and s.config["wd"] and not s.config["l2"]}
+    sgd = [s for s in found if s.config["optimizer"] == "sgd"]
+    sgd_l2 = {s.config["l2"]: s for s in sgd if s.config["l2"] and not s.config["wd"]}
+    sgd_wd = {s.config["wd"]: s for s in sgd if s.config["wd"] and not s.config["l2"]}
     matched = sorted(set(sgd_l2) & set(sgd_wd))
     if matched:
         checks = []
@@ -505,7 +513,6 @@ def claim10_pruning(implicit: Sequence[dict], li: Sequence[dict] = (), tolerance
 def scorecard(verdicts: dict[int, Verdict | None]):
     """A table of the ten claims: number, claim, verdict, reason (a claim missing from `verdicts`
     or given as None is 'not tested')."""
-    import pandas as pd
     rows = []
     for number, text in CLAIMS.items():
         verdict = verdicts.get(number)

@@ -14,15 +14,21 @@ import json
 import os
 import re
 import sys
-import typing
 import warnings
-from pathlib import Path
 
-from .book import ChapterFailed
+from .book import ChapterFailed, build_book, parse_parameter
+from .chapter import Chapter
+from .cluster import BACKENDS, SweepFailed, local_workers, sweep_records
+from .config import PROFILES, RunConfig, config_hash, get_profile, make_config
 from .data import DatasetError
-from .experiments import (PROFILES, Chapter, RunConfig, RunStore, config_hash, get_profile, make_config,
-                          resolve_store, run_or_load, runs_frame)
+from .evidence import claim_verdicts, scorecard
+from .frames import runs_frame
+from .fused import SPEED_OPTIONS, run_or_load_group
+from .runner import run_or_load
+from .store import RunStore, resolve_store
 from .train import TrainingDiverged, pick_device
+
+__all__ = ["build_parser", "main"]
 
 USAGE_ERRORS = (ValueError, FileNotFoundError)  # exit 2: a bad value, a missing input
 FAILURES = (TrainingDiverged, DatasetError, ChapterFailed, OSError)  # exit 1
@@ -102,7 +108,6 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     """Where a sweep's missing configurations train (sparsity_lib.cluster); 'local' is this machine."""
-    from .cluster import BACKENDS
     group = parser.add_argument_group("cluster", "train the missing configurations as tasks on this machine's "
                                                  "cores, on Ray or on SLURM (ray/slurm need: pip install -r "
                                                  "requirements-cluster.txt)")
@@ -137,7 +142,6 @@ def parse_workers(text: str) -> int | str:
 def backend_options(args) -> dict:
     """The keyword arguments of `cluster.run_sweep` for the chosen backend, from the CLI flags."""
     if args.backend == "local":
-        from .cluster import local_workers
         return {"workers": local_workers(args.workers, args.device)}
     per_task = {"gpus_per_task": args.gpus, "cpus_per_task": args.cpus}
     options = {"address": args.address} if args.backend == "ray" else {
@@ -249,13 +253,11 @@ def run_configs(configs, args) -> list[dict]:
 
 def speed_options(args) -> tuple[str, ...]:
     """The fused trainer's speed options asked for on the command line (--amp, --channels-last, --compile)."""
-    from .fused import SPEED_OPTIONS
     return tuple(name for name in SPEED_OPTIONS if getattr(args, name, False))
 
 
 def sweep_on_backend(configs, args) -> int:
     """Train the missing configs on args.backend (sparsity_lib.cluster), print every record; exit code."""
-    from .cluster import SweepFailed, sweep_records
     try:
         # one task per fusable group only when fusion is asked for explicitly (--fused on)
         fused = "on" if args.fused == "on" else "off"
@@ -317,7 +319,6 @@ INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes fro
 
 def print_scorecard(args) -> int:
     """The ten verdicts at args.profile; exit 0 whatever they are (a verdict is a finding, not an error)."""
-    from .evidence import claim_verdicts, scorecard
     os.environ["SPARSITY_WORKERS"] = str(args.workers)
     chapter = Chapter(profile=args.profile, dataset=args.dataset, data_root=args.data_root, device=args.device,
                       store=args.store)
@@ -349,7 +350,6 @@ def run_command(args) -> int:
     if args.command == "scorecard":
         return print_scorecard(args)
     if args.command == "book":
-        from .book import build_book, parse_parameter
         extra = {name: parse_parameter(value) for name, value in args.parameter}
         build_book(args.profile, args.dataset, args.chapter, args.fresh, extra, html=not args.no_html,
                    output_dir=args.output, replace=args.replace)
@@ -375,7 +375,6 @@ def run_command(args) -> int:
         if args.backend != "local" or backend_options(args)["workers"] > 1:
             return sweep_on_backend(configs, args)
         if args.fused != "off":
-            from .fused import run_or_load_group
             print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
                                           device=args.device, profile=args.profile, fresh=args.fresh,
                                           fused=args.fused, max_models=args.max_models,

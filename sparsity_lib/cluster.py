@@ -27,8 +27,16 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .experiments import RunConfig, RunStore, config_hash, resolve_config, resolve_store, run_or_load
+from .config import RunConfig, config_hash
+from .fused import SPEED_OPTIONS, fusable_groups, run_or_load_group
+from .runner import resolve_config, run_or_load
+from .store import RunStore
 from .train import pick_device
+
+__all__ = ["BACKENDS", "RAISED_LINE", "describe_error", "init_worker", "local_workers", "machine_cores",
+           "package_dir", "plan_tasks", "pool_round", "progress_bar", "resubmit", "run_in_pool", "run_locally",
+           "run_on_ray", "run_on_slurm", "run_sweep", "run_task", "slurm_executor", "SlurmTask", "start_ray",
+           "sweep_records", "SweepFailed", "SweepResult", "task_failures", "TaskSettings", "workers_from_env"]
 
 BACKENDS = ("local", "ray", "slurm")
 
@@ -80,7 +88,6 @@ def run_task(configs: Sequence[RunConfig], settings: TaskSettings) -> list[str]:
     """
     store = RunStore(settings.store)
     if settings.fused == "on":
-        from .fused import run_or_load_group
         run_or_load_group(list(configs), store=store, data_root=settings.data_root, device=settings.device,
                           profile=settings.profile, progress=False, fresh=settings.fresh, fused="on",
                           max_models=len(configs), **{name: True for name in settings.speed})
@@ -112,7 +119,6 @@ def plan_tasks(configs: Sequence[RunConfig], fused: str = "off", max_models: int
     forms (at most `max_models` configs that differ only in optimizer hyperparameters and seed)."""
     if fused == "off":
         return [(config,) for config in configs]
-    from .fused import fusable_groups
     return [tuple(group) for group in fusable_groups(list(configs), max_models)]
 
 
@@ -125,10 +131,10 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
     backend: 'local' (this machine; option `workers`: 1, the default, trains one after another in this
     process, N > 1 in a pool of N single-threaded worker processes, see `run_locally`), 'ray' (see
     `run_on_ray` for options: address, cpus_per_task, gpus_per_task, local_cpus) or 'slurm' (see
-    `run_on_slurm`: folder, partition, time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra attempts of a failed task; each
-    resumes from the run's checkpoint. `fresh=True` retrains stored configs too. fused='on': one task
-    per fusable group of up to `max_models` configs, trained as one fused network (on GPU workers),
-    with the fused trainer's speed options named in `speed` (`fused.SPEED_OPTIONS`).
+    `run_on_slurm`: folder, partition, time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra
+    attempts of a failed task; each resumes from the run's checkpoint. `fresh=True` retrains stored configs
+    too. fused='on': one task per fusable group of up to `max_models` configs, trained as one fused network
+    (on GPU workers), with the fused trainer's speed options named in `speed` (`fused.SPEED_OPTIONS`).
     Raises SweepFailed, naming every config that failed on all attempts, after the other tasks end.
     """
     if backend not in BACKENDS:
@@ -137,7 +143,6 @@ def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=Non
         raise ValueError(f"fused={fused!r} is not supported here; allowed: off, on")
     if fused == "on" and train_fn is not None:
         raise ValueError("train_fn is only used with fused='off' (a fused group trains with fused.train_group)")
-    from .fused import SPEED_OPTIONS
     unknown = [name for name in speed if name not in SPEED_OPTIONS]
     if unknown:
         raise ValueError(f"speed={unknown!r} is not supported; allowed: {', '.join(SPEED_OPTIONS)}")

@@ -24,7 +24,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.nn import functional as F
+from torchvision import datasets, transforms
+from torchvision.datasets.utils import check_integrity, extract_archive
+
+from .validation import check_choice
+
+__all__ = ["CIFAR_FILES", "DATASETS", "NORMALIZATION", "SHAPES", "SPLITS", "SYNTHETIC_CHUNK", "SYNTHETIC_SIZES",
+           "VARIANTS", "DatasetError", "epoch_draws", "EpochDataLoader", "GpuLoader", "ImageData", "imagenet_folder",
+           "imagenet_transform", "load_cifar", "load_dataset", "load_tinyimagenet", "make_loader", "resolve_dataset",
+           "synthetic_class_names", "synthetic_shapes"]
 
 DATASETS = ("cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
 SPLITS = ("train", "test")
@@ -84,18 +94,13 @@ class DatasetError(RuntimeError):
     """A dataset file is present but damaged or incomplete; the message names the file and the fix."""
 
 
-def _check_choice(parameter: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{parameter}={value!r} is not supported; allowed values: {', '.join(map(repr, allowed))}")
-
-
 # ----------------------------------------------------------------------------------------------
 # Entry points
 
 
 def resolve_dataset(name: str, root=None) -> tuple[str, str]:
     """(dataset name to use, reason). `name="auto"`: CIFAR-10 when it is in `root`, else synthetic."""
-    _check_choice("name", name, ("auto",) + DATASETS)
+    check_choice("name", name, ("auto",) + DATASETS)
     if name != "auto":
         return name, "requested"
     if _cifar_present("cifar10", root):
@@ -119,8 +124,8 @@ def load_dataset(name: str, root=None, split: str = "train", *, image_size: int 
     """
     if name == "auto":
         name, _ = resolve_dataset(name, root)
-    _check_choice("name", name, DATASETS)
-    _check_choice("split", split, SPLITS)
+    check_choice("name", name, DATASETS)
+    check_choice("split", split, SPLITS)
     if subset is not None and subset < 1:
         raise ValueError(f"subset={subset!r} must be a positive number of images or None (all)")
     if name == "synthetic":
@@ -177,9 +182,6 @@ def load_cifar(name: str, root, split: str, download: bool = False) -> ImageData
     official one is extracted with a warning, and torchvision then rejects the batch files unless
     their md5 entries match (tests replace those entries with None, which skips the check).
     """
-    from torchvision import datasets
-    from torchvision.datasets.utils import check_integrity, extract_archive
-
     tarball, folder, title = CIFAR_FILES[name]
     if root is None or not (download or _cifar_present(name, root)):
         raise FileNotFoundError(
@@ -224,7 +226,6 @@ def _tinyimagenet_dir(root) -> Path:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
@@ -255,19 +256,17 @@ def load_tinyimagenet(root, split: str) -> ImageData:
 def imagenet_transform(train: bool, image_size: int = 224):
     """The paper's ImageNet pipeline: resize the short side to 256 (scaled with `image_size`), take
     a random `image_size` crop and flip for training, the center crop for testing; then normalize."""
-    from torchvision import transforms
     resize = round(image_size * 256 / 224)
     crop = [transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip()] if train \
         else [transforms.CenterCrop(image_size)]
     mean, std = NORMALIZATION["imagenet"]
-    return transforms.Compose([transforms.Resize(resize), *crop, transforms.ToTensor(), transforms.Normalize(mean, std)])
+    return transforms.Compose([transforms.Resize(resize), *crop, transforms.ToTensor(),
+                               transforms.Normalize(mean, std)])
 
 
 def imagenet_folder(root, split: str, *, image_size: int = 224, subset: int | None = None, seed: int = 0):
     """ImageNet `root/train` or `root/val` (one sub-folder per class) as an ImageFolder with the
     paper's transforms, plus `name`, `num_classes` and `image_size` like `ImageData`."""
-    from torchvision import datasets
-
     folder = Path(root) / ("train" if split == "train" else "val") if root is not None else None
     if folder is None or not folder.is_dir():
         raise FileNotFoundError(f"ImageNet {split} folder not found: expected {folder} (root={str(root)!r}) "
@@ -303,7 +302,7 @@ def synthetic_shapes(split: str = "train", *, image_size: int = 32, count: int |
     (seed, e). Iteration-matched runs at different batch sizes then differ only in batch size, not
     in how many passes they make over a set they could memorize (paper Sec. 5.1).
     """
-    _check_choice("split", split, SPLITS)
+    check_choice("split", split, SPLITS)
     if not 0.0 <= clutter <= 1.0:
         raise ValueError(f"clutter={clutter!r} must lie in [0, 1] (0: flat background, 1: heavy distractors)")
     if image_size < 8:

@@ -11,10 +11,17 @@ from __future__ import annotations
 from typing import Callable
 
 from . import claims
+from .chapter import Chapter, MissingRuns
 from .claims import Verdict
-from .experiments import Chapter, MissingRuns, RunConfig, config_hash, width_variant
+from .config import RunConfig, config_hash, width_variant
 from .optim import DEFAULT_LR, simulate_weight
-from .prune import prune_or_load
+from .pruned_runs import prune_or_load
+
+__all__ = ["BATCHES", "CHAPTER_FILES", "CHAPTER_OF_CLAIM", "CLUTTER", "TABLE1_L2", "TABLE1_WD", "VGG_BATCHES",
+           "WIDTHS", "all_variants", "batch_variants", "chapter_files", "claim_10", "claim_4", "claim_7", "claim_8",
+           "claim_9", "claim_verdicts", "claims_1_to_3", "claims_5_and_6", "difficulty_variants",
+           "layer_pair_variants", "scorecard", "strong_l2", "table1_variants", "variant_fields", "vgg_fields",
+           "width_variants"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),

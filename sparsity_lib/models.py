@@ -9,6 +9,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .validation import check_choice
+
+__all__ = ["ACTIVATIONS", "BASICNET_POOL_AFTER", "BASICNET_WIDTHS", "HEADS", "MODELS", "VGG", "VGG_CONFIGS",
+           "WIDTH_VARIANTS", "activate", "activation_fn", "BasicNet", "conv_bn_layers", "conv_parameter_count",
+           "ConvBlock", "feature_count", "init_weights", "layer_names", "make_activation", "make_model", "mlp_head",
+           "vgg"]
+
 MODELS = ("basicnet", "vgg11", "vgg16", "vgg19")
 ACTIVATIONS = ("relu", "leaky_relu")
 HEADS = ("cifar", "tinyimagenet", "imagenet")
@@ -29,19 +36,14 @@ WIDTH_VARIANTS = {"64-1x": (64, 1.0), "64-0.5x": (64, 0.5), "32-0.25x": (32, 0.2
 
 def layer_names(name: str) -> tuple[str, ...]:
     """The conv feature layer names (C1, C2, ...) of model `name`, as `conv_bn_layers` names them."""
-    _check_choice("model", name, MODELS)
+    check_choice("model", name, MODELS)
     count = len(BASICNET_WIDTHS) + 1 if name == "basicnet" else sum(item != "M" for item in VGG_CONFIGS[int(name[3:])])
     return tuple(f"C{i}" for i in range(1, count + 1))
 
 
-def _check_choice(param: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{param}={value!r} is not supported; allowed values: {', '.join(map(str, allowed))}")
-
-
 def make_activation(activation: str = "relu", negative_slope: float = 0.01) -> nn.Module:
     """ReLU, or Leaky ReLU with `negative_slope` (supplement Sec. 1)."""
-    _check_choice("activation", activation, ACTIVATIONS)
+    check_choice("activation", activation, ACTIVATIONS)
     if activation == "relu":
         return nn.ReLU(inplace=True)
     return nn.LeakyReLU(negative_slope, inplace=True)
@@ -93,7 +95,7 @@ def init_weights(model: nn.Module, bn_weight_init: float = 1.0, bn_bias_init: fl
 
 def _head(head: str, channels: int, spatial: int, num_classes: int, activation, negative_slope, imagenet_hidden):
     """Pooling + fc stack for one of HEADS; `spatial` is the feature map side after the convs."""
-    _check_choice("head", head, HEADS)
+    check_choice("head", head, HEADS)
     if head == "imagenet":
         pooled = (spatial - 5) // 4 + 1
         if pooled < 1:
@@ -146,8 +148,8 @@ class VGG(nn.Module):
     def __init__(self, depth=16, num_classes=10, head="cifar", width=1.0, activation="relu",
                  negative_slope=0.01, bn_weight_init=1.0, bn_bias_init=0.0):
         super().__init__()
-        _check_choice("depth", depth, tuple(VGG_CONFIGS))
-        _check_choice("head", head, HEADS)
+        check_choice("depth", depth, tuple(VGG_CONFIGS))
+        check_choice("head", head, HEADS)
         layers: list[nn.Module] = []
         in_channels = 3
         for item in VGG_CONFIGS[depth]:
@@ -182,7 +184,7 @@ def make_model(name: str, num_classes: int, *, image_size: int = 32, head: str =
                first_width: int = 64, activation: str = "relu", negative_slope: float = 0.01,
                bn_weight_init: float = 1.0, bn_bias_init: float = 0.0) -> nn.Module:
     """Build one of MODELS by name (the path `train` uses)."""
-    _check_choice("model", name, MODELS)
+    check_choice("model", name, MODELS)
     common = dict(num_classes=num_classes, head=head, width=width, activation=activation,
                   negative_slope=negative_slope, bn_weight_init=bn_weight_init, bn_bias_init=bn_bias_init)
     if name == "basicnet":

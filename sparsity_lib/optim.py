@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+__all__ = ["DEFAULT_LR", "OPTIMIZERS", "bn_param_groups", "make_optimizer", "simulate_weight"]
+
 OPTIMIZERS = ("sgd", "adam", "amsgrad", "adamax", "adagrad", "adadelta", "rmsprop")
 
 # Base LRs of Sec. 2.1 / supplement Sec. 4. The supplement lists none for Adamax and RMSProp: Adamax

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .frames import snapshot_frame, universality_frame
 from .sparsity import GAMMA_THRESHOLD
+
+__all__ = ["GAMMA_RULE", "MEASURE_LABELS", "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "VERDICT_MARKS",
+           "bn_distribution_evolution", "format_strength", "layerwise_sparsity", "paper_vs_ours",
+           "provenance_markdown", "provenance_note", "regularizer_of", "scorecard_markdown", "set_style",
+           "setting_label", "sparsity_vs_error", "sparsity_vs_strength", "styled", "threshold_sensitivity",
+           "universality_histograms", "verdict", "weight_trajectories", "with_regularizer"]
 
 
 def set_style() -> None:
@@ -38,7 +45,8 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
     for row in card.itertuples():
         link = f"[{row.chapter}]({chapter_files[row.chapter]})" if row.chapter in chapter_files else str(row.chapter)
         why = str(row.why).replace("|", "/")
-        rows.append(f"| {row.claim} | {row.statement} | {VERDICT_MARKS.get(row.verdict, row.verdict)} | {why} | {link} |")
+        mark = VERDICT_MARKS.get(row.verdict, row.verdict)
+        rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
     return "\n".join(rows)
 
 
@@ -173,17 +181,6 @@ def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", titl
 
 
 # ------------------------------------------------------------------- Sec. 1: thresholds
-def gamma_threshold_frame(records: dict, thresholds) -> pd.DataFrame:
-    """% of conv features with final |gamma| < threshold, per run and threshold (Sec. 2.1: the
-    paper says higher thresholds give comparable sparsity). `records` maps a label to a record
-    (uses `record["bn"]`). Columns: setting, threshold, percent."""
-    rows = []
-    for label, record in records.items():
-        gammas = np.abs(np.concatenate([np.asarray(layer["gamma"]) for layer in record["bn"].values()]))
-        for threshold in thresholds:
-            rows.append({"setting": label, "threshold": float(threshold),
-                         "percent": 100.0 * float((gammas < threshold).mean())})
-    return pd.DataFrame(rows, columns=["setting", "threshold", "percent"])
 
 
 def threshold_sensitivity(frame: pd.DataFrame, marked: float = GAMMA_THRESHOLD, title: str | None = None):
@@ -228,20 +225,6 @@ def layerwise_sparsity(frame: pd.DataFrame, value: str = "percent", hue: str = "
     return fig
 
 
-def snapshot_frame(record: dict, layer: str = "C6") -> pd.DataFrame:
-    """BN gamma and beta of `layer` at each stored snapshot epoch (paper Fig. 2), long form:
-    epoch, parameter ('gamma' | 'beta'), feature, value."""
-    snapshots = record.get("snapshots") or {}
-    rows = []
-    for epoch, layers in sorted(snapshots.items(), key=lambda item: int(item[0])):
-        if layer not in layers:
-            raise ValueError(f"layer={layer!r} has no snapshots; stored layers: {', '.join(layers)}")
-        for parameter in ("gamma", "beta"):
-            for feature, value in enumerate(layers[layer][parameter]):
-                rows.append({"epoch": int(epoch), "parameter": parameter, "feature": feature, "value": value})
-    return pd.DataFrame(rows, columns=["epoch", "parameter", "feature", "value"])
-
-
 def bn_distribution_evolution(records, layer: str = "C6", title: str | None = None):
     """Distribution of BN gamma (left) and beta (right) of `layer` at each snapshot epoch, one row
     per run (paper Fig. 2). `records`: one record or a dict label -> record. Returns the Figure."""
@@ -260,28 +243,6 @@ def bn_distribution_evolution(records, layer: str = "C6", title: str | None = No
     fig.suptitle(title or f"How {layer}'s BatchNorm scales and biases evolve during training")
     fig.tight_layout()
     return fig
-
-
-def universality_frame(records, layers=None, gamma_threshold: float | None = GAMMA_THRESHOLD) -> pd.DataFrame:
-    """Per-feature universality (% of training images on which the feature fires, Sec. 3) from
-    `record["universality"]`, long form: setting, layer, feature, universality, dead. `records`: a dict
-    label -> record, or (label, record) pairs (several seeds may share a label).
-
-    Features with final |gamma| < `gamma_threshold` (from `record["bn"]`) are marked dead and given 0%:
-    such a feature outputs the constant ReLU(beta), which the max-normalized measure would call 100%
-    universal. None keeps the stored values as they are."""
-    rows = []
-    for label, record in (records.items() if isinstance(records, dict) else records):
-        for layer, values in record["universality"].items():
-            if layers is not None and layer not in layers:
-                continue
-            if gamma_threshold is None:
-                dead = np.asarray(values) == 0
-            else:
-                dead = np.abs(np.asarray(record["bn"][layer]["gamma"])) < gamma_threshold
-            rows.extend({"setting": label, "layer": layer, "feature": i, "universality": 0.0 if d else v,
-                         "dead": bool(d)} for i, (v, d) in enumerate(zip(values, dead)))
-    return pd.DataFrame(rows, columns=["setting", "layer", "feature", "universality", "dead"])
 
 
 def universality_histograms(records: dict, layers=("C5", "C6", "C7"), bins: int = 20, title: str | None = None,
@@ -316,19 +277,6 @@ def universality_histograms(records: dict, layers=("C5", "C6", "C7"), bins: int 
 
 
 # --------------------------------------------------------------------- Fig. 4 (Sec. 3)
-def trajectory_frame(settings: dict, scenarios: dict | None = None, steps: int = 2000, theta0: float = 1.0):
-    """Trajectories of one weight (paper Fig. 4) from `optim.simulate_weight`, long form: scenario,
-    setting, step, theta. `settings`: label -> simulate_weight keywords (optimizer, l2, wd, lr, ...);
-    `scenarios`: label -> task-gradient keywords (grad_every, grad_value); None: zero gradient."""
-    from .optim import simulate_weight
-    scenarios = scenarios or {"zero task gradient": {}}
-    frames = []
-    for scenario, gradient in scenarios.items():
-        for label, options in settings.items():
-            theta = simulate_weight(steps=steps, theta0=theta0, **{**options, **gradient})
-            frames.append(pd.DataFrame({"scenario": scenario, "setting": label,
-                                        "step": np.arange(steps + 1), "theta": theta}))
-    return pd.concat(frames, ignore_index=True)
 
 
 def weight_trajectories(frame: pd.DataFrame, title: str | None = None, lr: float | None = None):

@@ -23,47 +23,26 @@ by c_f times the kernel weights that fall in the padding. `PruneReport.max_logit
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
-from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ConvBlock, _check_choice, activate, conv_bn_layers
-from .regularizers import l1l2_masks, li_masks, slimming_masks
+from .costs import check_prunable, compare_costs, conv_blocks, layer_costs
+from .models import activate, conv_bn_layers
 from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD, activation_masks, gamma_masks, pooled_activations
+from .validation import check_choice
+
+__all__ = ["BORDERS", "CRITERIA", "REMOVALS", "dead_masks", "prune_features", "prune_inactive", "prune_with_report",
+           "PruneReport", "removed_preactivations", "zeroed_reference"]
 
 CRITERIA = ("gamma", "activation")
 # How a removed feature is replaced in the reference model (and hence which constant is folded):
 # "gamma": gamma := 0, it emits act(beta); "activation": gamma := beta := 0, it emits 0;
 # "filter": its conv filter := 0, it emits act(beta - gamma * mean / sqrt(var + eps)).
 REMOVALS = ("gamma", "activation", "filter")
-METHODS = ("implicit", "slimming", "li", "l1l2")
 BORDERS = ("fold", "carry")
-SUPPORTED = ("a BasicNet or VGG: `features` holding ConvBlocks and MaxPool2d, `pool` an average pool, "
-             "`classifier` starting with Flatten, Linear")
-
-
-# ------------------------------------------------------------------------------- model structure
-def _check_supported(model: nn.Module) -> None:
-    ok = (isinstance(getattr(model, "features", None), nn.Sequential)
-          and all(isinstance(m, (ConvBlock, nn.MaxPool2d)) for m in model.features)
-          and isinstance(getattr(model, "pool", None), (nn.AdaptiveAvgPool2d, nn.AvgPool2d))
-          and isinstance(getattr(model, "classifier", None), nn.Sequential)
-          and isinstance(model.classifier[0], nn.Flatten) and isinstance(model.classifier[1], nn.Linear))
-    if not ok:
-        raise ValueError(f"model of type {type(model).__name__} cannot be pruned; supported: {SUPPORTED}")
-    if isinstance(model.pool, nn.AvgPool2d) and model.pool.padding not in (0, (0, 0)):
-        raise ValueError("model.pool pads its input, so a constant feature would not stay constant; "
-                         "supported: average pools without padding")
-
-
-def _blocks(model: nn.Module) -> list[ConvBlock]:
-    return [m for m in model.features if isinstance(m, ConvBlock)]
 
 
 # ----------------------------------------------------------------------------- what gets removed
@@ -74,7 +53,7 @@ def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | No
     criterion 'gamma': |gamma| < threshold (default 1e-3); 'activation': max-pooled |activation| over
     every image of `loader` <= threshold (default 1e-12).
     """
-    _check_choice("criterion", criterion, CRITERIA)
+    check_choice("criterion", criterion, CRITERIA)
     if criterion == "gamma":
         return gamma_masks(model, GAMMA_THRESHOLD if threshold is None else threshold)
     if loader is None:
@@ -87,7 +66,7 @@ def dead_masks(model: nn.Module, criterion: str = "gamma", threshold: float | No
 def removed_preactivations(model: nn.Module, removal: str = "gamma") -> dict[str, torch.Tensor]:
     """Per layer and feature, the constant BN output a feature emits once removed (before the
     activation), under the `removal` rule of REMOVALS. Eval-mode (running statistics) values."""
-    _check_choice("removal", removal, REMOVALS)
+    check_choice("removal", removal, REMOVALS)
     constants = {}
     for name, _, bn in conv_bn_layers(model):
         beta = bn.bias.detach().float().cpu()
@@ -106,7 +85,7 @@ def zeroed_reference(model: nn.Module, masks: dict[str, torch.Tensor], removal: 
     """A copy of `model` in which the marked features are switched off in place (no shapes change):
     'gamma' sets their gamma to 0, 'activation' sets gamma and beta to 0, 'filter' zeroes their conv
     filter. The pruned model of `prune_features` computes the same function (up to borders)."""
-    _check_choice("removal", removal, REMOVALS)
+    check_choice("removal", removal, REMOVALS)
     reference = copy.deepcopy(model)
     for name, conv, bn in conv_bn_layers(reference):
         index = masks.get(name, torch.zeros(conv.out_channels, dtype=torch.bool)).to(conv.weight.device)
@@ -151,7 +130,8 @@ def _slice_linear(linear: nn.Linear, keep_channels: torch.Tensor, per_channel: i
     return new
 
 
-def _plan_layer(mask: torch.Tensor, emitted: torch.Tensor, carry: bool) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+def _plan_layer(mask: torch.Tensor, emitted: torch.Tensor,
+                carry: bool) -> tuple[torch.Tensor, torch.Tensor, int | None]:
     """(kept indices, constant each removed feature sends downstream, carrier index or None).
 
     A fully dead layer keeps one placeholder (the feature with the largest |constant|) so that the
@@ -183,10 +163,10 @@ def prune_features(model: nn.Module, masks: dict[str, torch.Tensor], removal: st
     A layer whose features are all marked keeps one placeholder feature (gamma 0, beta its
     constant): the network stays well formed and computes the same function; listed in 'fully_dead'.
     """
-    _check_supported(model)
-    _check_choice("borders", borders, BORDERS)
+    check_prunable(model)
+    check_choice("borders", borders, BORDERS)
     pruned = copy.deepcopy(model)
-    blocks = _blocks(pruned)
+    blocks = conv_blocks(pruned)
     names = [name for name, _, _ in conv_bn_layers(pruned)]
     constants = removed_preactivations(pruned, removal)
     device = blocks[0].conv.weight.device
@@ -227,45 +207,10 @@ def prune_features(model: nn.Module, masks: dict[str, torch.Tensor], removal: st
     return pruned.train(model.training), info
 
 
-# ------------------------------------------------------------------------------- counting costs
-def layer_costs(model: nn.Module, input_shape=(1, 3, 32, 32)) -> pd.DataFrame:
-    """Per conv layer (C1..Cn) and for the fc head: features, parameters and MACs of one forward
-    pass on `input_shape`. MACs come from torch.utils.flop_counter (FLOPs / 2; convolutions and
-    matrix products only: BN, activations and pooling are not counted)."""
-    _check_supported(model)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with torch.no_grad(), FlopCounterMode(display=False, depth=None) as counter:
-        model(torch.zeros(input_shape, device=device))
-    model.train(was_training)
-    counts = counter.get_flop_counts()
-    prefix = type(model).__name__
-    module_names = {module: name for name, module in model.named_modules()}
-    rows = []
-    for (name, conv, bn), block in zip(conv_bn_layers(model), _blocks(model)):
-        flops = sum(counts.get(f"{prefix}.{module_names[block]}", {}).values())
-        rows.append({"layer": name, "features": conv.out_channels,
-                     "params": sum(p.numel() for p in block.parameters()), "macs": flops // 2})
-    head_flops = sum(counts.get(f"{prefix}.classifier", {}).values())
-    rows.append({"layer": "head", "features": 0, "params": sum(p.numel() for p in model.classifier.parameters()),
-                 "macs": head_flops // 2})
-    return pd.DataFrame(rows)
-
-
-def compare_costs(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
-    """Side-by-side costs (features, params, MACs before/after per layer) with a 'total' row."""
-    frame = before.merge(after, on="layer", suffixes=("_before", "_after"))
-    total = frame.drop(columns="layer").sum().to_dict()
-    frame = pd.concat([frame, pd.DataFrame([{"layer": "total", **total}])], ignore_index=True)
-    columns = ["layer"] + [f"{what}_{when}" for what in ("features", "params", "macs") for when in ("before", "after")]
-    return frame[columns]
-
-
 # ------------------------------------------------------------------------------- the report
 @dataclass
 class PruneReport:
-    """What `prune_inactive` / `prune_features_with_report` removed and what it cost.
+    """What `prune_inactive` / `prune_with_report` removed and what it cost.
 
     `layers`: per layer (and head, total) features/params/macs before and after. Test errors in %
     (None without a test loader): the original, the reference with the removed features switched
@@ -296,7 +241,8 @@ class PruneReport:
     def summary(self) -> dict:
         """Headline numbers as plain Python values (for run records and tables)."""
         return {**{k: (float(v) if "pct" in k else int(v)) for k, v in self.totals().items()},
-                "criterion": self.criterion, "removal": self.removal, "borders": self.borders, "fully_dead": list(self.fully_dead),
+                "criterion": self.criterion, "removal": self.removal, "borders": self.borders,
+                "fully_dead": list(self.fully_dead),
                 "folded": self.folded, "test_err_before": self.test_err_before,
                 "test_err_reference": self.test_err_reference, "test_err_after": self.test_err_after,
                 "max_logit_change": self.max_logit_change, "agreement": self.agreement}
@@ -338,7 +284,8 @@ def prune_with_report(model: nn.Module, masks: dict[str, torch.Tensor], removal:
     """`prune_features` plus a `PruneReport` (costs from `layer_costs`; errors when `test_loader`)."""
     pruned, info = prune_features(model, masks, removal, borders)
     shape = _input_shape(input_shape, test_loader)
-    report = PruneReport(criterion=criterion, removal=removal, borders=borders, fully_dead=info["fully_dead"], folded=info["folded"],
+    report = PruneReport(criterion=criterion, removal=removal, borders=borders, fully_dead=info["fully_dead"],
+                         folded=info["folded"],
                          layers=compare_costs(layer_costs(model, shape), layer_costs(pruned, shape)),
                          input_shape=shape)
     if test_loader is not None:
@@ -366,151 +313,3 @@ def prune_inactive(model: nn.Module, criterion: str = "gamma", threshold: float 
                              input_shape=_input_shape(input_shape, test_loader, loader))
 
 
-# ------------------------------------------------------------------------------- BN folding, timing
-@torch.no_grad()
-def fold_bn(model: nn.Module) -> nn.Module:
-    """An eval-mode copy with every conv BN folded into its conv (which gains a bias) and every
-    Linear -> BatchNorm1d pair folded into the Linear, so dense and pruned models are timed alike.
-    Uses torch.nn.utils.fusion; the result computes the eval-mode function of `model`."""
-    folded = copy.deepcopy(model).eval()
-    for block in _blocks(folded) if hasattr(folded, "features") else []:
-        if isinstance(block.bn, nn.BatchNorm2d):
-            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
-            block.bn = nn.Identity()
-    for sequential in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(sequential) - 1):
-            if isinstance(sequential[i], nn.Linear) and isinstance(sequential[i + 1], nn.BatchNorm1d):
-                sequential[i] = fuse_linear_bn_eval(sequential[i], sequential[i + 1])
-                sequential[i + 1] = nn.Identity()
-    return folded
-
-
-@torch.no_grad()
-def latency(model: nn.Module, input_shape, *, device: str = "cpu", warmup: int = 5, min_runs: int = 20,
-            min_run_time: float = 1.0) -> dict:
-    """Median seconds per forward pass of `model` (eval mode, no autograd) on a random batch of
-    `input_shape`: `warmup` untimed passes, then single passes timed with torch.utils.benchmark.Timer
-    (which synchronizes CUDA) until both `min_runs` runs and `min_run_time` seconds are done.
-    Returns median_s, iqr_s (interquartile range), runs and images_per_s (batch / median)."""
-    import logging
-
-    # Importing torch.utils.benchmark logs a CUDA_HOME notice on CPU-only machines; it is not ours to show.
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    from torch.utils import benchmark
-
-    model = model.eval().to(device)
-    x = torch.randn(input_shape, device=device)
-    for _ in range(warmup):
-        model(x)
-    timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x}, num_threads=torch.get_num_threads())
-    times: list[float] = []
-    while len(times) < min_runs or sum(times) < min_run_time:
-        times.append(timer.timeit(1).median)
-    series = torch.tensor(times, dtype=torch.float64)
-    median = float(series.median())
-    iqr = float(series.quantile(0.75) - series.quantile(0.25))
-    return {"median_s": median, "iqr_s": iqr, "runs": len(times), "images_per_s": input_shape[0] / median}
-
-
-# ------------------------------------------------------------------------------- fine-tuning
-def fine_tune(model: nn.Module, config, steps: int, *, lr_scale: float = 0.1, data_root=None,
-              device: str = "auto", seed: int | None = None) -> list[dict]:
-    """Train a (pruned) model in place for `steps` optimizer steps on `config`'s training data.
-
-    The optimizer, L2/WD and batch size are `config`'s; the learning rate is the base rate times
-    `lr_scale` (0.1: the paper's final-stage rate); no explicit sparsity penalty is applied (Network
-    Slimming and Li et al. fine-tune without one). Returns [{'step', 'train_loss'}] every ~10%.
-    """
-    from .data import make_loader
-    from .optim import DEFAULT_LR
-    from .train import build_optimizer, load_splits, set_lr, train_step, training_device
-
-    if steps < 0:
-        raise ValueError(f"steps={steps!r} is invalid; allowed: an integer >= 0")
-    if steps == 0:
-        return []
-    dev, _ = training_device(device)
-    train_data, _ = load_splits(config, data_root)
-    loader = make_loader(train_data, config.batch_size, train=True, device=dev,
-                         seed=config.seed if seed is None else seed)
-    model.to(dev).train()
-    optimizer = build_optimizer(config, model)
-    set_lr(optimizer, (config.lr or DEFAULT_LR[config.optimizer]) * lr_scale, 1.0)
-    history, step, epoch = [], 0, 1000  # epochs offset from training's so batches differ
-    every = max(1, steps // 10)
-    while step < steps:
-        loader.set_epoch(epoch)
-        for x, y in loader:
-            loss, _ = train_step(model, optimizer, x, y)
-            step += 1
-            if step % every == 0 or step == steps:
-                history.append({"step": step, "train_loss": float(loss)})
-            if step >= steps:
-                break
-        epoch += 1
-    return history
-
-
-# ------------------------------------------------------------------------------- method pipelines
-def method_masks(model: nn.Module, method: str, amount=None) -> tuple[dict[str, torch.Tensor], str]:
-    """(masks, removal) of a pruning method of METHODS applied to a trained model.
-
-    implicit: gamma-dead (|gamma| < amount, default 1e-3), removal 'gamma'; slimming: global
-    smallest-|gamma| fraction `amount` (default 0.5), removal 'gamma'; li: per-layer fractions
-    `amount` (default LI_VGG16_A), removal 'filter'; l1l2: filters with norm < amount (default
-    1e-2) times the layer's largest, removal 'filter'.
-    """
-    _check_choice("method", method, METHODS)
-    if method == "implicit":
-        return dead_masks(model, "gamma", amount), "gamma"
-    if method == "slimming":
-        return slimming_masks(model, 0.5 if amount is None else amount), "gamma"
-    if method == "li":
-        return li_masks(model, amount), "filter"
-    return (l1l2_masks(model) if amount is None else l1l2_masks(model, amount)), "filter"  # method 'l1l2'
-
-
-def _amount_tag(amount) -> str:
-    if amount is None:
-        return "default"
-    if isinstance(amount, dict):
-        return "-".join(f"{k}{v:g}" for k, v in sorted(amount.items()))
-    return f"{amount:g}"
-
-
-def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_steps: int = 0,
-                  store=None, data_root=None, device: str = "auto", profile: str = "", fresh: bool = False,
-                  progress: bool = True) -> dict:
-    """The record of `config` trained (or loaded) with `run_or_load`, pruned by `method`, fine-tuned
-    for `fine_tune_steps`: the chapters' one call for Sec. 5.2 (stored, so a re-run only loads).
-
-    Pruned records live in `<store>/pruned/<method>-<amount>-ft<steps>/<config hash>.json` with
-    `final` = the `PruneReport` summary + 'test_err' (after fine-tuning), 'features_kept_pct', and
-    `layers` = the per-layer cost rows.
-    """
-    from .experiments import RunStore, run_or_load
-    from .train import evaluate, load_model, load_splits, pick_device
-    from .data import make_loader
-
-    base_store = store if isinstance(store, RunStore) else RunStore(store)
-    pruned_store = RunStore(Path(base_store.root) / "pruned" / f"{method}-{_amount_tag(amount)}-ft{fine_tune_steps}")
-    base = run_or_load(config, store=base_store, data_root=data_root, device=device, profile=profile,
-                       progress=progress, fresh=fresh)
-
-    def prune_and_tune(config, *, data_root, device, checkpoint_path, weights_path, progress):
-        dev = pick_device(device)
-        model = load_model(base, base_store.weights_path(base["config_hash"]), device=str(dev))
-        _, test_data = load_splits(config, data_root)
-        test_loader = make_loader(test_data, 500, train=False, device=dev)
-        masks, removal = method_masks(model, method, amount)
-        pruned, report = prune_with_report(model, masks, removal, criterion=method, test_loader=test_loader)
-        history = fine_tune(pruned, config, fine_tune_steps, data_root=data_root, device=device)
-        _, test_err = evaluate(pruned, test_loader)
-        final = {**report.summary(), "test_err": test_err, "base_test_err": base["final"]["test_err"]}
-        return {"config": config.to_dict(), "config_hash": base["config_hash"], "method": method,
-                "amount": amount, "fine_tune_steps": fine_tune_steps, "final": final,
-                "layers": report.layers.to_dict("records"), "history": history,
-                "provenance": {**base["provenance"], "pruned_on": str(dev)}}
-
-    return run_or_load(config, store=pruned_store, data_root=data_root, device=device, profile=profile,
-                       progress=progress, fresh=fresh, train_fn=prune_and_tune)

@@ -11,11 +11,8 @@ import copy
 import math
 import os
 import re
-import platform
-import subprocess
 import time
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -23,13 +20,29 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from .config import RunConfig, config_hash
 from .data import load_dataset, make_loader
-from .experiments import RunConfig, atomic_write, config_hash, file_sha256, resolve_data_root
 from .models import conv_bn_layers, make_model
 from .optim import DEFAULT_LR, make_optimizer
+from .records import history_entry, provenance, run_record
 from .regularizers import explicit_penalty
-from .sparsity import (activation_masks, bn_parameters, gamma_masks, gamma_sparsity, pooled_activations,
-                       total_percent, universality_from_pooled, zero_inactive)
+from .sparsity import (
+    activation_masks,
+    bn_parameters,
+    gamma_masks,
+    gamma_sparsity,
+    pooled_activations,
+    total_percent,
+    universality_from_pooled,
+    zero_inactive,
+)
+from .store import atomic_write, file_sha256, resolve_data_root
+
+__all__ = ["CPU_CHANNELS_LAST", "CPU_COMPILE", "DEVICES", "MAX_EVALUATIONS", "build_model", "build_optimizer",
+           "check_finite", "evaluate", "final_metrics", "first_bad_step", "iterations", "load_checkpoint",
+           "load_model", "load_splits", "lr_factor", "pick_device", "pruned_param_percent", "restore_checkpoint",
+           "save_checkpoint", "set_checkpoint_aside", "set_lr", "snapshot_epochs", "speed_options", "step_setup",
+           "train", "train_step", "training_device", "TrainingDiverged"]
 
 MAX_EVALUATIONS = 50  # test-set evaluations spread over a run
 DEVICES = "auto, cpu, cuda, cuda:N"
@@ -206,14 +219,6 @@ def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer,
     return state
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def pruned_param_percent(model: nn.Module, masks: dict[str, torch.Tensor]) -> float:
     """% of conv weights that disappear when the marked features (and their inputs downstream) go."""
     layers = conv_bn_layers(model)
@@ -354,11 +359,10 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
         train_loss, train_err = float(loss_sum) / max(1, seen), 100.0 * float(wrong) / max(1, seen)
         check_finite(train_loss, f"{key} ({config.label()} seed {config.seed})",  # before any checkpoint
                      int(bad_step) if bad_step >= 0 else state["step"], bar=bar)
-        entry = {"epoch": epoch + 1, "step": state["step"], "lr": base_lr * lr_factor(state["step"] - 1, drops),
-                 "train_loss": train_loss, "train_err": train_err,
-                 "inactive_gamma": {row.layer: row.inactive for row in gamma_sparsity(model).itertuples()}}
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs:
-            entry["test_loss"], entry["test_err"] = evaluate(model, test_loader)
+        evaluated = (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs
+        entry = history_entry(epoch + 1, state["step"], base_lr * lr_factor(state["step"] - 1, drops), train_loss,
+                              train_err, {row.layer: row.inactive for row in gamma_sparsity(model).itertuples()},
+                              evaluate(model, test_loader) if evaluated else None)
         if epoch + 1 in snapshots_at:
             state["snapshots"][str(epoch + 1)] = bn_parameters(model, config.snapshot_layers)
         state["history"].append(entry)
@@ -376,21 +380,11 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
         train_loss, train_err = state["history"][-1]["train_loss"], state["history"][-1]["train_err"]
     final, universality = final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err)
     check_finite(final["test_loss"], f"{key} ({config.label()} seed {config.seed})", state["step"], "test loss")
-    weights = {} if weights_path is None else {"weights_sha256": save_checkpoint(Path(weights_path),
-                                                                                  model.state_dict())}
-    return {**weights,
-        "config": config.to_dict(), "config_hash": key, "final": final, "history": state["history"],
-        "snapshots": state["snapshots"], "universality": universality, "bn": bn_parameters(model),
-        "provenance": {
-            "dataset_used": train_data.name, "train_images": len(train_data), "test_images": len(test_data),
-            "image_size": train_data.image_size, "steps": total_steps, "device": str(dev),
-            "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-            "cpu_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": git_commit(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(prior_elapsed + time.time() - started, 1), "resumed": saved is not None,
-            "flush_denormal": flush_denormal, "channels_last": prepare is not None, "compiled": forward is not model,
-        },
-    }
+    sha256 = None if weights_path is None else save_checkpoint(Path(weights_path), model.state_dict())
+    made_by = provenance(train_data, test_data, total_steps, dev, wall_time_s=prior_elapsed + time.time() - started,
+                         resumed=saved is not None, flush_denormal=flush_denormal, channels_last=prepare is not None,
+                         compiled=forward is not model)
+    return run_record(config, key, model, final, universality, state["history"], state["snapshots"], made_by, sha256)
 
 
 def load_model(record: dict, weights_path, device: str = "cpu") -> nn.Module:

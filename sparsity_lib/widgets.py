@@ -8,8 +8,13 @@ static book it shows nothing useful, so the chapter always shows a plain figure 
 """
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+
 from . import plots
+from .frames import trajectory_frame
 from .optim import DEFAULT_LR, OPTIMIZERS
+
+__all__ = ["STEPS", "explorer_figure", "explorer_settings", "weight_explorer"]
 
 STEPS = 2000
 
@@ -33,8 +38,8 @@ def explorer_figure(optimizer: str = "adam", lr: float | None = None, strength: 
     lr = DEFAULT_LR[optimizer] if lr is None and optimizer in DEFAULT_LR else lr
     scenario = ("zero task gradient" if grad_every == 0
                 else f"task gradient {grad_value:g} every {grad_every} steps")
-    frame = plots.trajectory_frame(explorer_settings(optimizer, lr, strength),
-                                   {scenario: dict(grad_every=grad_every, grad_value=grad_value)}, steps=steps)
+    frame = trajectory_frame(explorer_settings(optimizer, lr, strength),
+                             {scenario: dict(grad_every=grad_every, grad_value=grad_value)}, steps=steps)
     title = f"{plots.OPTIMIZER_NAMES[optimizer]}, lr {plots.format_strength(lr)}: L2 vs weight decay"
     return plots.weight_trajectories(frame, title=title, lr=lr if optimizer != "sgd" else None)
 
@@ -48,7 +53,6 @@ def weight_explorer(steps: int = STEPS):
         print("ipywidgets is not installed: `pip install ipywidgets` for the interactive explorer; "
               "the static figure above shows the same comparison.")
         return None
-    import matplotlib.pyplot as plt
     from IPython.display import display
 
     controls = {

@@ -1,7 +1,7 @@
 import pytest
 
 from sparsity_lib import Chapter, RunStore, config_hash, layer_frame, make_config, mean_over_seeds
-from sparsity_lib.experiments import MissingRuns
+from sparsity_lib.chapter import MissingRuns
 from sparsity_lib.plots import provenance_markdown
 
 
@@ -52,7 +52,7 @@ def test_stored_runs_loads_without_training_and_names_what_is_missing(tmp_path):
 
 
 def test_profile_synthetic_fields_are_defaults_that_explicit_values_override(monkeypatch):
-    from sparsity_lib.experiments import PROFILES
+    from sparsity_lib.config import PROFILES
     monkeypatch.setitem(PROFILES, "smoke", PROFILES["smoke"].__class__(
         **{**PROFILES["smoke"].__dict__, "synthetic": {"num_classes": 20, "clutter": 0.5}}))
     config = make_config("smoke", dataset="synthetic")

@@ -15,7 +15,8 @@ SMOKE = ["--profile", "smoke"]
 
 def test_train_then_ls(tmp_path, capsys):
     store = str(tmp_path)
-    assert main(["train", *SMOKE, "--store", store, "--dataset", "synthetic", "--optimizer", "sgd", "--l2", "1e-3"]) == 0
+    assert main(["train", *SMOKE, "--store", store, "--dataset", "synthetic", "--optimizer", "sgd",
+                 "--l2", "1e-3"]) == 0
     out = capsys.readouterr().out
     assert "sgd" in out
     assert main(["ls", "--store", store, "--json"]) == 0
@@ -71,6 +72,8 @@ def no_training(monkeypatch):
     def refuse(*_args, **_kwargs):
         raise AssertionError("a usage error must be caught before training starts")
     monkeypatch.setattr(importlib.import_module("sparsity_lib.train"), "train", refuse)
+    monkeypatch.setattr(importlib.import_module("sparsity_lib.runner"), "train", refuse)  # bound at import there
+    monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_single", refuse)
     monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_group", refuse)
     monkeypatch.setattr(importlib.import_module("sparsity_lib.book"), "execute_chapter", refuse)
 
@@ -181,7 +184,7 @@ def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sparsity_lib.cli.run_configs", interrupt)
     assert main(["train", *SMOKE, "--store", str(tmp_path)]) == 130
     assert "error: interrupted (Ctrl-C); finished runs are stored" in one_line_error(capsys)
-    monkeypatch.setattr("sparsity_lib.book.build_book", interrupt)
+    monkeypatch.setattr("sparsity_lib.cli.build_book", interrupt)  # cli binds it at import
     assert main(["book", "--chapter", "2", "--no-html"]) == 130
     assert "chapters not finished were not written" in one_line_error(capsys)
 

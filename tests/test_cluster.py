@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsity_lib import Chapter, RunStore, cluster, config_hash, dispatch, make_config
 from sparsity_lib.cli import main
-from sparsity_lib import Chapter, cluster
 from sparsity_lib.cluster import SweepFailed, local_workers, run_sweep, sweep_records
-from sparsity_lib.experiments import RunStore, config_hash, make_config
 from sparsity_lib.train import train
 
 GRID = {"optimizer": ("adam", "sgd"), "l2": (1e-4, 5e-4, 1e-3)}
@@ -304,7 +303,7 @@ def test_chapter_trains_missing_runs_in_the_local_pool(tmp_path, monkeypatch):
     """`make book WORKERS=2` sets $SPARSITY_WORKERS: a chapter's missing runs go to a pool of 2."""
     calls = []
     real = cluster.run_sweep
-    monkeypatch.setattr(cluster, "run_sweep", lambda configs, **kw: calls.append(kw["workers"]) or real(configs, **kw))
+    monkeypatch.setattr(dispatch, "run_sweep", lambda configs, **kw: calls.append(kw["workers"]) or real(configs, **kw))
     monkeypatch.setenv("SPARSITY_WORKERS", "2")
     monkeypatch.setenv("SPARSITY_FUSED", "off")
     chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2, device="cpu")

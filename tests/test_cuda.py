@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from sparsity_lib import BasicNet, RunStore, config_hash, conv_bn_layers, train
-from sparsity_lib.fused import FusedNet, fused_inputs, run_or_load_group
-from sparsity_lib.prune import fold_bn, latency, prune_features
+from sparsity_lib.costs import fold_bn, latency
+from sparsity_lib.fused import run_or_load_group
+from sparsity_lib.fused_net import FusedNet, fused_inputs
+from sparsity_lib.prune import prune_features
 from sparsity_lib.train import build_model
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -28,7 +30,8 @@ def test_plain_run_on_cuda_tracks_the_cpu_run(tiny_config):
 
 def test_grouped_convolutions_on_cuda_are_n_separate_forwards():
     """cuDNN's grouped convolution (groups = N) computes each model's forward exactly, in float64."""
-    models = [BasicNet(num_classes=10, width=0.0625, first_width=8, image_size=16).double().cuda().train() for _ in range(3)]
+    models = [BasicNet(num_classes=10, width=0.0625, first_width=8, image_size=16).double().cuda().train()
+              for _ in range(3)]
     for index, model in enumerate(models):
         torch.manual_seed(index)
         for param in model.parameters():

@@ -2,7 +2,8 @@
 
 The equivalence tests run in float64. In float32 a run is chaotic at the level of rounding: the
 single-run trainer itself differs by up to ~0.04 in training loss after 200 steps between 1 and 2
-CPU threads (measured on this config at 16x16 images), so float32 can only be compared over a few steps (`test_float32_records_match_briefly`).
+CPU threads (measured on this config at 16x16 images), so float32 can only be compared over a few steps
+(`test_float32_records_match_briefly`).
 In float64 the fused and single runs agree to ~1e-9 after hundreds of steps, which a wrong
 L2/WD/lr/BN/data-order detail would break by orders of magnitude. That agreement needs the fused
 network to compute each model's gradients with the same products as the plain layers, not merely
@@ -27,12 +28,15 @@ from torch.nn import functional as F
 
 from sparsity_lib import RunConfig, RunStore, TrainingDiverged, config_hash, gamma_sparsity, make_loader, train
 from sparsity_lib.data import load_dataset
-from sparsity_lib.fused import (FusedLoader, FusedNet, FusedOptimizer, _inactive_gamma, can_fuse, fusable_groups,
-                                fused_inputs, group_key, run_or_load_group, train_group, unfuse)
+from sparsity_lib.fused import _inactive_gamma, run_or_load_group, train_group
+from sparsity_lib.fused_groups import can_fuse, fusable_groups, group_key
+from sparsity_lib.fused_net import FusedLoader, FusedNet, fused_inputs, unfuse
+from sparsity_lib.fused_optim import FusedOptimizer
 from sparsity_lib.optim import make_optimizer
 from sparsity_lib.train import build_model
 
 fused_module = importlib.import_module("sparsity_lib.fused")
+fused_net_module = importlib.import_module("sparsity_lib.fused_net")
 train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,6 +68,7 @@ def float64(monkeypatch):
 
     monkeypatch.setattr(train_module, "make_loader", double_loader)
     monkeypatch.setattr(fused_module, "make_loader", double_loader)
+    monkeypatch.setattr(fused_net_module, "make_loader", double_loader)
     # The plain trainer's CPU layout (channels_last) is a kernel choice, tested on its own in
     # test_train.py; its float64 rounding differs from the NCHW kernels', and Adam's eps amplifies that
     # on near-zero gradients over hundreds of steps. The fused math is checked against the NCHW one.
@@ -84,7 +89,9 @@ def assert_records_match(fused, single, rtol, atol, err_atol=None):
     err_atol = atol if err_atol is None else err_atol
     assert fused.keys() == single.keys()
     assert fused["config_hash"] == single["config_hash"] and fused["config"] == single["config"]
-    assert set(fused["provenance"]) - set(single["provenance"]) == {"fused_models", "precision"}
+    # Both directions: the fused trainer records every key the single one does, plus exactly its own two.
+    assert set(fused["provenance"]) == set(single["provenance"]) | {"fused_models", "precision"}
+    assert set(single["provenance"]) <= set(fused["provenance"])
     assert [e.keys() for e in fused["history"]] == [e.keys() for e in single["history"]]
     assert [e["step"] for e in fused["history"]] == [e["step"] for e in single["history"]]
     assert [e["lr"] for e in fused["history"]] == [e["lr"] for e in single["history"]]
@@ -415,7 +422,8 @@ def test_diverging_member_stops_the_group_and_nothing_is_stored(tmp_path):
     with pytest.raises(TrainingDiverged) as error:
         run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
     message = str(error.value)
-    assert message.startswith(f"run {config_hash(configs[1])} (sgd L2 1e-04 b40 seed 1, in a fused group of 2) diverged")
+    expected = f"run {config_hash(configs[1])} (sgd L2 1e-04 b40 seed 1, in a fused group of 2) diverged"
+    assert message.startswith(expected)
     assert re.search(r"became (nan|inf) at step \d+;", message)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no record, weights or group checkpoint
 
@@ -437,7 +445,8 @@ def test_cpu_step_bench_times_each_variant_and_checks_agreement(tmp_path, capsys
 
 def test_workers_bench_runs_both_sweeps_and_prints_the_ratio(capsys):
     bench = load_bench("bench_workers")
-    assert bench.main(["--steps", "5", "--set", "train_subset=200", "test_subset=100", "--grid", "optimizer=adam,sgd"]) == 0
+    assert bench.main(["--steps", "5", "--set", "train_subset=200", "test_subset=100",
+                       "--grid", "optimizer=adam,sgd"]) == 0
     out = capsys.readouterr().out
     assert "| --workers 1 | " in out and "| --workers 2 | 1 |" in out
     assert float(out.split("ratio serial / 2 workers: ")[1].split()[0]) > 0

@@ -47,7 +47,7 @@ def test_the_wheel_holds_the_package_and_the_paper_tables(tmp_path):
                              "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
-    assert "sparsity_lib/paper_tables.md" in names and "sparsity_lib/experiments.py" in names
+    assert "sparsity_lib/paper_tables.md" in names and "sparsity_lib/store.py" in names
     assert not [name for name in names if name.split("/")[0] in ("results", "notebooks", "book", "tests")]
 
 

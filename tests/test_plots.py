@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparsity_lib import plots, widgets
+from sparsity_lib import frames, plots, widgets
 
 LAYERS = [f"C{i}" for i in range(1, 8)]
 
@@ -82,7 +82,7 @@ def test_sparsity_vs_error_plots_and_labels_every_run():
 
 def test_gamma_threshold_frame_counts_small_gammas():
     records = {"a": fake_record(dead_per_layer=2), "b": fake_record(dead_per_layer=4)}
-    frame = plots.gamma_threshold_frame(records, [1e-4, 1e-3, 2.0])
+    frame = frames.gamma_threshold_frame(records, [1e-4, 1e-3, 2.0])
     a = frame[frame.setting == "a"].set_index("threshold")["percent"]
     assert a[1e-4] == pytest.approx(25.0) and a[2.0] == pytest.approx(100.0)
     assert frame[frame.setting == "b"].set_index("threshold")["percent"][1e-3] == pytest.approx(50.0)
@@ -103,24 +103,24 @@ def test_layerwise_sparsity_has_a_bar_per_layer_and_setting_in_each_panel():
 
 
 def test_bn_snapshots_become_one_row_of_panels_per_run():
-    frame = plots.snapshot_frame(fake_record(), "C6")
+    frame = frames.snapshot_frame(fake_record(), "C6")
     assert sorted(frame.epoch.unique()) == [0, 5, 10] and len(frame) == 3 * 2 * 8
     fig = plots.bn_distribution_evolution({"x": fake_record(), "y": fake_record(optimizer="sgd")}, "C6")
     assert len(fig.axes) == 4 and fig.axes[1].get_title() == "x: β"
     with pytest.raises(ValueError, match="layer='C2'"):
-        plots.snapshot_frame(fake_record(), "C2")
+        frames.snapshot_frame(fake_record(), "C2")
 
 
 def test_universality_histograms_one_panel_per_layer():
     records = {"Adam": fake_record(dead_per_layer=6), "SGD": fake_record(dead_per_layer=1)}
-    frame = plots.universality_frame(records, ["C6"])
+    frame = frames.universality_frame(records, ["C6"])
     assert (frame.groupby("setting").universality.apply(lambda v: (v == 0).sum())).to_dict() == {"Adam": 6, "SGD": 1}
     # A feature with gamma 0 but a constant positive output looks 100% universal; it is dead.
     constant = fake_record(dead_per_layer=2)
     constant["universality"]["C6"][:2] = [100.0, 100.0]
-    marked = plots.universality_frame({"x": constant}, ["C6"])
+    marked = frames.universality_frame({"x": constant}, ["C6"])
     assert marked.dead.sum() == 2 and (marked.universality[marked.dead] == 0).all()
-    assert (plots.universality_frame({"x": constant}, ["C6"], gamma_threshold=None).universality == 100).sum() == 2
+    assert (frames.universality_frame({"x": constant}, ["C6"], gamma_threshold=None).universality == 100).sum() == 2
     fig = plots.universality_histograms(records, ["C5", "C6"])
     assert [ax.get_title() for ax in fig.axes] == ["C5", "C6"]
     wrapped = plots.universality_histograms(records, LAYERS, per_row=4)
@@ -131,7 +131,7 @@ def test_universality_histograms_one_panel_per_layer():
 
 def test_weight_trajectories_show_adam_l2_losing_about_lr_per_step():
     settings = {"Adam+L2": dict(optimizer="adam", l2=1e-4), "Adam+WD": dict(optimizer="adam", wd=1e-4)}
-    frame = plots.trajectory_frame(settings, {"zero": {}, "rare": dict(grad_every=50, grad_value=-1e-2)}, steps=200)
+    frame = frames.trajectory_frame(settings, {"zero": {}, "rare": dict(grad_every=50, grad_value=-1e-2)}, steps=200)
     assert len(frame) == 2 * 2 * 201
     adam = frame[(frame.scenario == "zero") & (frame.setting == "Adam+L2")].theta.to_numpy()
     assert (adam[0] - adam[100]) / 100 == pytest.approx(1e-3, rel=0.1)

@@ -3,8 +3,10 @@ import torch
 from torch import nn
 
 from sparsity_lib import BasicNet, RunStore, conv_bn_layers, vgg, zero_inactive
-from sparsity_lib.prune import (dead_masks, fine_tune, fold_bn, layer_costs, prune_features, prune_inactive,
-                                prune_or_load, zeroed_reference)
+from sparsity_lib.costs import fold_bn, layer_costs
+from sparsity_lib.finetune import fine_tune
+from sparsity_lib.prune import dead_masks, prune_features, prune_inactive, zeroed_reference
+from sparsity_lib.pruned_runs import prune_or_load
 
 
 def warmed(model, size, steps=6, seed=0):

@@ -3,8 +3,8 @@ import torch
 from torch.nn import functional as F
 
 from sparsity_lib import BasicNet, RunConfig, conv_bn_layers, vgg
-from sparsity_lib.regularizers import (LI_VGG16_A, explicit_penalty, l1l2_masks, l1l2_penalty, layer_l1l2,
-                                       li_masks, slimming_masks, slimming_penalty)
+from sparsity_lib.regularizers import explicit_penalty, l1l2_penalty, layer_l1l2, slimming_penalty
+from sparsity_lib.selection import LI_VGG16_A, l1l2_masks, li_masks, slimming_masks
 
 
 def small_net(seed=0):
@@ -20,7 +20,8 @@ def small_net(seed=0):
 def gradients(net, config):
     """Per named parameter, d(task loss + explicit penalty of `config`)/d(param) on a fixed batch."""
     generator = torch.Generator().manual_seed(0)
-    x, y = torch.randn(8, 3, 16, 16, generator=generator, dtype=torch.float64), torch.randint(0, 10, (8,), generator=generator)
+    x = torch.randn(8, 3, 16, 16, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,), generator=generator)
     net.zero_grad()
     loss = F.cross_entropy(net(x), y)
     penalty = explicit_penalty(net, config)

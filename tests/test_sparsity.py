@@ -2,8 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from sparsity_lib import (BasicNet, activation_sparsity, conv_bn_layers, evaluate, feature_universality,
-                          gamma_masks, gamma_sparsity, total_percent, zero_inactive)
+from sparsity_lib import (
+    BasicNet,
+    activation_sparsity,
+    conv_bn_layers,
+    evaluate,
+    feature_universality,
+    gamma_masks,
+    gamma_sparsity,
+    total_percent,
+    zero_inactive,
+)
 
 
 def batches(count=4, size=16, seed=0):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsity_lib.experiments import RunConfig, RunStore, config_hash
+from sparsity_lib import RunConfig, RunStore, config_hash
 
 WRITERS, ROUNDS = 4, 40
 SHARED = [RunConfig(dataset="synthetic", seed=seed) for seed in range(3)]  # every writer writes these
@@ -97,7 +97,7 @@ def test_writers_with_the_same_pid_leave_whole_records(tmp_path):
 
 WORKER = """
 import json, sys
-from sparsity_lib.experiments import RunConfig, run_or_load
+from sparsity_lib import RunConfig, run_or_load
 config = RunConfig.from_dict(json.loads(sys.argv[2]))
 record = run_or_load(config, store=sys.argv[1], progress=False)
 print(record["config_hash"])

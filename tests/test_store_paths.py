@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsity_lib import Chapter, RunStore, experiments, resolve_data_root, resolve_store
+from sparsity_lib import Chapter, RunStore, resolve_data_root, resolve_store, store
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def no_env(monkeypatch):
 
 
 def test_this_checkout_is_found(no_env):
-    assert experiments.checkout_root() == ROOT
+    assert store.checkout_root() == ROOT
     assert resolve_store() == ROOT / "results" and resolve_data_root() == ROOT / "data"
 
 
@@ -36,12 +36,12 @@ def test_explicit_beats_environment_beats_checkout(no_env, monkeypatch, tmp_path
 
 
 def test_outside_a_checkout_the_user_cache_is_used(no_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(experiments, "checkout_root", lambda: None)
+    monkeypatch.setattr(store, "checkout_root", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # platformdirs honours it on Linux
     if sys.platform.startswith("linux"):
         assert resolve_store() == tmp_path / "cache" / "implicit-sparsity-book" / "results"
         assert resolve_data_root() == tmp_path / "cache" / "implicit-sparsity-book" / "data"
-    assert resolve_store().name == "results" and experiments.CACHE_NAME in resolve_store().parts
+    assert resolve_store().name == "results" and store.CACHE_NAME in resolve_store().parts
 
 
 def test_resolved_at_use_not_at_import(no_env, monkeypatch, tmp_path):

@@ -1,15 +1,9 @@
-import hashlib
 import importlib
-import re
-import warnings
-from pathlib import Path
 
 import pytest
-import torch
 
-from sparsity_lib import RunConfig, RunStore, TrainingDiverged, config_hash, load_model, run_or_load, train
-from sparsity_lib.train import (build_model, build_optimizer, iterations, lr_factor, pick_device, step_setup,
-                                train_step)
+from sparsity_lib import RunConfig, train
+from sparsity_lib.train import iterations, lr_factor
 
 train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
 
@@ -44,7 +38,7 @@ def test_record_contents(tiny_config):
     assert set(record["snapshots"]) == {"0", "2", "3"}  # 3 snapshots over 3 epochs, init included
     assert set(record["snapshots"]["0"]) == {"C5", "C6", "C7"}
     final = record["final"]
-    assert 0 <= final["test_err"] <= 100 and final["features"] == sum(l["features"] for l in final["layers"])
+    assert 0 <= final["test_err"] <= 100 and final["features"] == sum(layer["features"] for layer in final["layers"])
     assert set(record["universality"]) == {f"C{i}" for i in range(1, 8)}
     assert record["provenance"]["dataset_used"] == "synthetic"
 
@@ -78,9 +72,5 @@ def test_corrupt_checkpoint_warns_and_restarts(tmp_path, tiny_config):
     assert (tmp_path / "ckpt.corrupt").exists()
     assert record["history"][-1]["step"] == 15
 
-
-from sparsity_lib import RunConfig, RunStore, TrainingDiverged, config_hash, load_model, run_or_load, train
-from sparsity_lib.train import (build_model, build_optimizer, iterations, lr_factor, pick_device, step_setup,
-                                train_step)
 
 train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name

@@ -1,3 +1,4 @@
+"""The run store and run_or_load: hits, misses, corrupt records, stale temporaries (sparsity_lib.store, .runner)."""
 import hashlib
 import json
 import os
@@ -9,54 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsity_lib import PROFILES, RunConfig, RunStore, config_hash, get_profile, run_or_load, train
-from sparsity_lib.experiments import STALE_TEMPORARY_S
-
-
-def test_default_config_is_the_papers():
-    config = RunConfig()
-    assert (config.model, config.optimizer, config.l2, config.wd, config.batch_size) == ("basicnet", "adam", 1e-4, 0.0, 40)
-    assert (config.epochs, config.lr_drops) == (325.0, (250.0,))
-    assert (config.bn_weight_init, config.bn_bias_init) == (1.0, 0.0)
-
-
-@pytest.mark.parametrize("field,value,allowed", [
-    ("optimizer", "adamw", "sgd, adam"), ("dataset", "mnist", "cifar10"), ("l2", -1e-4, "[0, 1)"),
-    ("batch_size", 0, "integer >= 1"), ("wd", 1.0, "[0, 1)"), ("clutter", 2.0, "[0, 1]"),
-    ("activation", "gelu", "relu"), ("lr_drops", (400.0,), "epochs strictly between"),
-])
-def test_bad_values_name_field_and_allowed(field, value, allowed):
-    with pytest.raises(ValueError) as error:
-        RunConfig(**{field: value})
-    assert f"RunConfig.{field}=" in str(error.value) and allowed in str(error.value)
-
-
-def test_hash_ignores_fields_left_at_their_default():
-    # A field added to RunConfig later (default value) must not rename stored runs: the hash covers
-    # only non-default fields, so these names are fixed (sha256 of '{}' and of '{"l2":0.001}').
-    assert config_hash(RunConfig()) == "44136fa355b3678a"
-    assert config_hash(RunConfig(l2=1e-3)) == "34bcaa7df2a57fcf"
-    assert config_hash(RunConfig(l2=1e-3, slimming_l1=0.0, l1l2=0.0)) == "34bcaa7df2a57fcf"
-    assert config_hash(RunConfig(l2=1e-3)) != config_hash(RunConfig(l2=1e-3, slimming_l1=1e-4))
-
-
-def test_hash_is_stable_and_distinguishes_configs():
-    assert config_hash(RunConfig()) == config_hash(RunConfig())
-    assert config_hash(RunConfig()) != config_hash(RunConfig(l2=1e-3))
-    assert config_hash(RunConfig(l2=0, wd=0, epochs=325, lr_drops=[250])) == config_hash(RunConfig(l2=0.0, lr_drops=(250.0,)))
-    assert config_hash(RunConfig.from_dict(json.loads(json.dumps(RunConfig().to_dict())))) == config_hash(RunConfig())
-
-
-def test_profiles_scale_schedule_and_width():
-    config = RunConfig(lr_drops=(250.0,))
-    assert get_profile("paper").apply(config) == config
-    cpu = PROFILES["cpu"].apply(config)
-    assert cpu.epochs == 28 and cpu.lr_drops == (round(250 * 28 / 325, 3),)
-    assert (cpu.first_width, cpu.width) == (32, 0.25)
-    narrow = PROFILES["cpu"].apply(RunConfig(first_width=32, width=0.25))
-    assert (narrow.first_width, narrow.width) == (16, 0.0625)
-    with pytest.raises(ValueError, match="profile=.huge.*smoke, cpu, gpu, paper"):
-        get_profile("huge")
+from sparsity_lib import RunConfig, RunStore, config_hash, run_or_load, train
+from sparsity_lib.store import STALE_TEMPORARY_S
 
 
 def counting(train_fn):
@@ -93,42 +48,6 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar-10"):
         run_or_load(config, store=tmp_path, data_root=tmp_path / "nowhere", progress=False)
     assert not list(tmp_path.glob("*.json"))
-
-
-# ------------------------------------------------------------------ validation: types, NaN, infinity
-INF, NAN = float("inf"), float("nan")
-
-
-@pytest.mark.parametrize("field,value,allowed", [
-    ("lr", INF, "finite number"), ("width", INF, "finite number"), ("epochs", INF, "finite number"),
-    ("gamma_lr_scale", INF, "finite number"), ("beta_lr_scale", NAN, "finite number"),
-    ("bn_weight_init", NAN, "finite number"), ("bn_bias_init", -INF, "finite number"),
-    ("negative_slope", INF, "finite number"), ("l2", NAN, "finite number"), ("wd", INF, "finite number"),
-    ("clutter", NAN, "finite number"), ("l2", "1e-3", "finite number"), ("width", True, "finite number"),
-    ("seed", "x", "integer >= 0"), ("seed", 1.5, "integer >= 0"), ("seed", True, "integer >= 0"),
-    ("seed", -1, "integer >= 0"), ("snapshot_count", 2.5, "integer >= 0"), ("batch_size", True, "integer >= 1"),
-    ("image_size", 16.0, "None or an integer"), ("train_subset", False, "None or an integer"),
-    ("optimizer", 3, "sgd"), ("lr_drops", ("x",), "epochs strictly between"), ("lr_drops", (INF,), "strictly"),
-    ("lr_drops", "100", "strictly between"), ("snapshot_layers", ("C99",), "C1, C2, C3, C4, C5, C6, C7"),
-    ("snapshot_layers", "C5", "layers of basicnet"), ("train_stream", 1, "True or False"),
-])
-def test_bad_types_and_non_finite_values_are_rejected(field, value, allowed):
-    with pytest.raises(ValueError) as error:
-        RunConfig(**{field: value})
-    assert f"RunConfig.{field}=" in str(error.value) and allowed in str(error.value)
-
-
-def test_snapshot_layers_are_checked_against_the_chosen_model():
-    assert RunConfig(model="vgg11", snapshot_layers=("C8",)).snapshot_layers == ("C8",)
-    with pytest.raises(ValueError, match="layers of basicnet: C1, .*C7$"):
-        RunConfig(snapshot_layers=("C8",))
-    with pytest.raises(ValueError, match="layers of vgg11: C1, .*C8$"):
-        RunConfig(model="vgg11", snapshot_layers=("C9",))
-
-
-def test_numbers_of_the_right_type_still_normalize():
-    assert RunConfig(l2=0, lr_drops=[250], snapshot_layers=["C5"]) == RunConfig(l2=0.0, lr_drops=(250.0,),
-                                                                                snapshot_layers=("C5",))
 
 
 # --------------------------------------------------------------------- the store vouches for records

@@ -1,0 +1,105 @@
+"""The chapter context: what a chapter notebook runs with (profile, dataset, device, seeds, store).
+
+Built from a notebook's parameters cell; every run of the chapter goes through `Chapter.runs`
+(train missing, load stored) or `Chapter.stored_runs` (load only, else `MissingRuns`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from .config import DATASET_CHOICES, RunConfig, config_hash, get_profile, make_config
+from .dispatch import train_elsewhere
+from .runner import resolve_config, run_or_load
+from .store import RunStore
+from .train import pick_device
+from .validation import is_int as _is_int
+
+__all__ = ["Chapter", "MissingRuns"]
+
+
+class MissingRuns(LookupError):
+    """Runs a table or verdict needs are not in the store (and training them was not asked for)."""
+
+
+@dataclass
+class Chapter:
+    """What a chapter notebook runs with: profile, resolved dataset, device, seeds and store.
+
+    Built from the notebook's parameters cell; every run of the chapter goes through `runs`, so a
+    re-executed chapter with new parameters trains only the configurations not yet stored.
+    """
+    profile: str = "cpu"
+    dataset: str = "auto"
+    data_root: str | None = None
+    device: str = "auto"
+    seeds: int | None = None
+    fresh: bool = False
+    store: str | None = None
+
+    def __post_init__(self):
+        self.settings = get_profile(self.profile)
+        if self.dataset not in DATASET_CHOICES:
+            raise ValueError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASET_CHOICES)}")
+        if self.seeds is not None and (not _is_int(self.seeds) or self.seeds < 1):
+            raise ValueError(f"seeds={self.seeds!r} is invalid; allowed: None (the profile's) or an integer >= 1")
+        probe, self.dataset_reason = resolve_config(RunConfig(dataset=self.dataset), self.data_root)
+        self.dataset_used = probe.dataset
+        self.device_used = str(pick_device(self.device))
+        self.run_store = RunStore(self.store)
+
+    @property
+    def fell_back_to_synthetic(self) -> bool:
+        return self.dataset == "auto" and self.dataset_used == "synthetic"
+
+    @property
+    def seed_list(self) -> list[int]:
+        return self.settings.seed_list(self.seeds)
+
+    def config(self, seed: int = 0, **fields) -> RunConfig:
+        """The profile-scaled RunConfig of this chapter's dataset with `fields` changed."""
+        fields.setdefault("dataset", self.dataset_used)
+        return make_config(self.profile, seed=seed, **fields)
+
+    def runs(self, variants: list[dict], progress: bool = True) -> list[dict]:
+        """Records for every variant (a dict of RunConfig fields) and every seed, trained if missing."""
+        configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
+        stored = sum(self.run_store.record_path(config_hash(c)).exists() for c in configs)
+        to_train = len(configs) if self.fresh else len(configs) - stored
+        if progress and to_train:
+            print(f"{stored} of {len(configs)} runs stored; training {to_train} "
+                  f"(profile {self.profile}, device {self.device_used})")
+        # Runs just trained by a cluster or the fused trainer are loaded, not retrained by `fresh`.
+        trained_elsewhere = bool(to_train) and train_elsewhere(configs, store=self.run_store, data_root=self.data_root,
+                                                           device=self.device, profile=self.profile, fresh=self.fresh,
+                                                           progress=progress)
+        records = []
+        for config in tqdm(configs, desc="runs", disable=not (progress and to_train), leave=False):
+            records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
+                                       device=self.device, profile=self.profile, progress=progress,
+                                       fresh=self.fresh and not trained_elsewhere))
+        return records
+
+    def stored_runs(self, variants: list[dict]) -> list[dict]:
+        """Like `runs`, but never trains: raises MissingRuns naming how many runs the store lacks."""
+        configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
+        records = [self.run_store.load(config_hash(config)) for config in configs]
+        missing = [config for config, record in zip(configs, records) if record is None]
+        if missing:
+            raise MissingRuns(f"{len(missing)} of {len(configs)} runs not in the store {self.run_store.root} "
+                              f"(first: {missing[0].label()}, seed {missing[0].seed})")
+        return records
+
+    def describe(self, records: list[dict] | None = None) -> str:
+        """'profile cpu · synthetic (16x16, 20,000 train images) · cpu · 1 seed': for captions."""
+        seeds = len(self.seed_list)
+        data = self.dataset_used
+        if records:
+            first = records[0]["provenance"]
+            data += f" ({first['image_size']}x{first['image_size']}, {first['train_images']:,} train images)"
+            devices = sorted({r["provenance"]["device"] for r in records})
+            device = "/".join(devices)
+        else:
+            device = self.device_used
+        return f"profile {self.profile} · {data} · {device} · {seeds} seed{'s' if seeds != 1 else ''}"

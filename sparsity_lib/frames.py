@@ -1,0 +1,111 @@
+"""DataFrames built from run records, for the chapters' tables and the figures of `plots`.
+
+Pure functions: records (plain dicts, the store's JSON) in, pandas DataFrames out; no plotting.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .optim import simulate_weight
+from .sparsity import GAMMA_THRESHOLD
+
+__all__ = ["gamma_threshold_frame", "layer_frame", "mean_over_seeds", "runs_frame", "snapshot_frame",
+           "trajectory_frame", "universality_frame"]
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per record: its config fields plus the headline final metrics (for tables/plots)."""
+    rows = []
+    for record in records:
+        row = dict(record["config"])
+        row.update({k: v for k, v in record["final"].items() if not isinstance(v, (list, dict))})
+        row["config_hash"] = record["config_hash"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+
+def mean_over_seeds(records: list[dict], keys: list[str]) -> pd.DataFrame:
+    """`runs_frame(records)` averaged over seeds, grouped by `keys` (RunConfig field names)."""
+    frame = runs_frame(records)
+    numeric = frame.select_dtypes("number").columns.difference(keys + ["seed"])
+    grouped = frame.groupby(keys, dropna=False, sort=False)[list(numeric)].mean().reset_index()
+    return grouped.assign(seeds=frame.groupby(keys, dropna=False, sort=False).size().values)
+
+
+def layer_frame(records: list[dict], keys: list[str]) -> pd.DataFrame:
+    """Long form per layer: keys + layer, features, inactive_gamma/act and % (mean over seeds)."""
+    rows = []
+    for record in records:
+        for layer in record["final"]["layers"]:
+            row = {key: record["config"][key] for key in keys}
+            row.update(layer)
+            row["percent_gamma"] = 100.0 * layer["inactive_gamma"] / layer["features"]
+            row["percent_act"] = 100.0 * layer["inactive_act"] / layer["features"]
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.groupby(keys + ["layer"], dropna=False, sort=False).mean(numeric_only=True).reset_index()
+
+
+def gamma_threshold_frame(records: dict, thresholds) -> pd.DataFrame:
+    """% of conv features with final |gamma| < threshold, per run and threshold (Sec. 2.1: the
+    paper says higher thresholds give comparable sparsity). `records` maps a label to a record
+    (uses `record["bn"]`). Columns: setting, threshold, percent."""
+    rows = []
+    for label, record in records.items():
+        gammas = np.abs(np.concatenate([np.asarray(layer["gamma"]) for layer in record["bn"].values()]))
+        for threshold in thresholds:
+            rows.append({"setting": label, "threshold": float(threshold),
+                         "percent": 100.0 * float((gammas < threshold).mean())})
+    return pd.DataFrame(rows, columns=["setting", "threshold", "percent"])
+
+
+def snapshot_frame(record: dict, layer: str = "C6") -> pd.DataFrame:
+    """BN gamma and beta of `layer` at each stored snapshot epoch (paper Fig. 2), long form:
+    epoch, parameter ('gamma' | 'beta'), feature, value."""
+    snapshots = record.get("snapshots") or {}
+    rows = []
+    for epoch, layers in sorted(snapshots.items(), key=lambda item: int(item[0])):
+        if layer not in layers:
+            raise ValueError(f"layer={layer!r} has no snapshots; stored layers: {', '.join(layers)}")
+        for parameter in ("gamma", "beta"):
+            for feature, value in enumerate(layers[layer][parameter]):
+                rows.append({"epoch": int(epoch), "parameter": parameter, "feature": feature, "value": value})
+    return pd.DataFrame(rows, columns=["epoch", "parameter", "feature", "value"])
+
+
+def universality_frame(records, layers=None, gamma_threshold: float | None = GAMMA_THRESHOLD) -> pd.DataFrame:
+    """Per-feature universality (% of training images on which the feature fires, Sec. 3) from
+    `record["universality"]`, long form: setting, layer, feature, universality, dead. `records`: a dict
+    label -> record, or (label, record) pairs (several seeds may share a label).
+
+    Features with final |gamma| < `gamma_threshold` (from `record["bn"]`) are marked dead and given 0%:
+    such a feature outputs the constant ReLU(beta), which the max-normalized measure would call 100%
+    universal. None keeps the stored values as they are."""
+    rows = []
+    for label, record in (records.items() if isinstance(records, dict) else records):
+        for layer, values in record["universality"].items():
+            if layers is not None and layer not in layers:
+                continue
+            if gamma_threshold is None:
+                dead = np.asarray(values) == 0
+            else:
+                dead = np.abs(np.asarray(record["bn"][layer]["gamma"])) < gamma_threshold
+            rows.extend({"setting": label, "layer": layer, "feature": i, "universality": 0.0 if d else v,
+                         "dead": bool(d)} for i, (v, d) in enumerate(zip(values, dead)))
+    return pd.DataFrame(rows, columns=["setting", "layer", "feature", "universality", "dead"])
+
+
+def trajectory_frame(settings: dict, scenarios: dict | None = None, steps: int = 2000, theta0: float = 1.0):
+    """Trajectories of one weight (paper Fig. 4) from `optim.simulate_weight`, long form: scenario,
+    setting, step, theta. `settings`: label -> simulate_weight keywords (optimizer, l2, wd, lr, ...);
+    `scenarios`: label -> task-gradient keywords (grad_every, grad_value); None: zero gradient."""
+    scenarios = scenarios or {"zero task gradient": {}}
+    frames = []
+    for scenario, gradient in scenarios.items():
+        for label, options in settings.items():
+            theta = simulate_weight(steps=steps, theta0=theta0, **{**options, **gradient})
+            frames.append(pd.DataFrame({"scenario": scenario, "setting": label,
+                                        "step": np.arange(steps + 1), "theta": theta}))
+    return pd.concat(frames, ignore_index=True)
