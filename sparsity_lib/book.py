@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 
@@ -144,8 +145,20 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
                                 f"{error.evalue}") from error
         except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
             raise ChapterFailed(f"{source.name}: the kernel died ({error})") from error
+        hide_injected_parameters(executed)
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target
+
+
+def hide_injected_parameters(path: Path) -> None:
+    """Tag papermill's injected-parameters cell `remove-cell`: the page shows the chapter's own
+    parameters cell (what a reader edits) and its provenance line, not a second cell of values."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(notebook, path)
 
 
 def build_html() -> None:

@@ -76,6 +76,9 @@ def test_a_chapter_that_runs_through_replaces_its_copy(copy_of_book):
     assert notebook.metadata.papermill.parameters == {"profile": "cpu", "dataset": "auto", "fresh": False,
                                                       "value": 7}
     assert "value 7" in notebook.cells[-1].outputs[0].text
+    injected = [c for c in notebook.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "remove-cell" in injected[0].metadata.tags  # the page shows one parameters cell
+    assert not any("remove-cell" in c.metadata.get("tags", []) for c in notebook.cells if c not in injected)
 
 
 def test_a_failing_chapter_leaves_the_folder_byte_identical(copy_of_book):
