@@ -87,7 +87,7 @@ class Chapter:
         records = [self.run_store.load(config_hash(config)) for config in configs]
         missing = [config for config, record in zip(configs, records) if record is None]
         if missing:
-            raise MissingRuns(f"{len(missing)} of {len(configs)} runs not in the store {self.run_store.root} "
+            raise MissingRuns(f"{len(missing)} of {len(configs)} runs not in the store "
                               f"(first: {missing[0].label()}, seed {missing[0].seed})")
         return records
 
