@@ -152,6 +152,17 @@ def _combine(claim: int, parts: dict[str, Verdict], numbers: dict) -> Verdict:
     return Verdict(claim, status, reason, numbers)
 
 
+def _one_setting_each(groups: Sequence[tuple[str, Sequence[dict]]], what: str) -> list[tuple[str, Setting]]:
+    """(label, Setting) per group; a group must hold the seeds of exactly one setting."""
+    found = []
+    for label, records in groups:
+        group = settings(records)
+        if len(group) != 1:
+            raise ValueError(f"{what} {label!r} must hold the seeds of one setting, got {len(group)} settings")
+        found.append((label, group[0]))
+    return found
+
+
 def _rises_along(found: Sequence[Setting]) -> tuple[bool, bool]:
     """(the last clearly exceeds the first, no consecutive step clearly falls) for settings in order."""
     first, last = found[0].sparsity, found[-1].sparsity
@@ -273,12 +284,7 @@ def claim4_task_difficulty(tasks: Sequence[tuple[str, Sequence[dict]]]) -> Verdi
     """
     if len(tasks) < 2:
         return Verdict(4, NOT_TESTED, "needs at least two tasks")
-    found = []
-    for label, records in tasks:
-        group = settings(records)
-        if len(group) != 1:
-            raise ValueError(f"claim 4: task {label!r} must hold the seeds of one setting, got {len(group)} settings")
-        found.append((label, group[0]))
+    found = _one_setting_each(tasks, "claim 4: task")
     numbers = {label: f"sparsity {s.sparsity}%, error {s.error}%" for label, s in found}
     errors = [s.error.mean for _, s in found]
     harder = all(b >= a for a, b in zip(errors, errors[1:])) and errors[-1] - errors[0] > MIN_EFFECT
@@ -411,12 +417,7 @@ def claim7_adam_l2_decay(adam_l2: Sequence[float], others: dict[str, Sequence[fl
 def _ordered_trend(groups: Sequence[tuple[str, Sequence[dict]]], falling: bool) -> Verdict:
     """Holds when sparsity clearly falls (or rises) from the first group to the last, with no clear
     step the other way; each group holds the seeds of one setting."""
-    found = []
-    for label, records in groups:
-        group = settings(records)
-        if len(group) != 1:
-            raise ValueError(f"group {label!r} must hold the seeds of one setting, got {len(group)} settings")
-        found.append((label, group[0]))
+    found = _one_setting_each(groups, "group")
     if len(found) < 2:
         return Verdict(8, NOT_TESTED, "needs at least two settings")
     ordered = [s for _, s in found][::-1] if falling else [s for _, s in found]
