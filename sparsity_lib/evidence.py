@@ -50,20 +50,22 @@ def strong_l2(chapter: Chapter) -> float:
     return chapter.settings.section5_l2
 
 
-def table1_variants() -> list[dict]:
-    """Every optimizer/regularizer setting of claims 1-3 (RunConfig fields)."""
-    l2 = [{"optimizer": name, "l2": value} for name, values in TABLE1_L2.items() for value in values]
-    wd = [{"optimizer": name, "l2": 0.0, "wd": value} for name, values in TABLE1_WD.items() for value in values]
-    return l2 + wd
+def table1_variants(l2: dict | None = None, wd: dict | None = None) -> list[dict]:
+    """Every optimizer/regularizer setting of claims 1-3 (RunConfig fields). `l2`, `wd`: optimizer ->
+    strengths, None for the book's (TABLE1_L2, TABLE1_WD); `{}` for none."""
+    l2 = TABLE1_L2 if l2 is None else l2
+    wd = TABLE1_WD if wd is None else wd
+    return ([{"optimizer": name, "l2": float(value)} for name, values in l2.items() for value in values]
+            + [{"optimizer": name, "l2": 0.0, "wd": float(value)} for name, values in wd.items() for value in values])
 
 
 def _select(records: list[dict], **fields) -> list[dict]:
     return [r for r in records if all(r["config"][k] == v for k, v in fields.items())]
 
 
-def claims_1_to_3(runs: Runs) -> dict[int, Verdict]:
-    """Claims 1-3 on the Table 1 settings."""
-    records = runs(table1_variants())
+def claims_1_to_3(runs: Runs, l2: dict | None = None, wd: dict | None = None) -> dict[int, Verdict]:
+    """Claims 1-3 on the Table 1 settings (`l2`, `wd` as in `table1_variants`)."""
+    records = runs(table1_variants(l2, wd))
     adam_l2 = [r for r in _select(records, optimizer="adam") if not r["config"]["wd"]]
     return {1: claims.claim1_regularization_strength(adam_l2),
             2: claims.claim2_adaptive_vs_sgd([r for r in records if not r["config"]["wd"]]),

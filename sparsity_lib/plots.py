@@ -9,14 +9,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .claims import CLAIMS
 from .frames import snapshot_frame, universality_frame
 from .sparsity import GAMMA_THRESHOLD
 
-__all__ = ["GAMMA_RULE", "MEASURE_LABELS", "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "VERDICT_MARKS",
-           "bn_distribution_evolution", "format_strength", "layerwise_sparsity", "paper_vs_ours",
-           "provenance_markdown", "provenance_note", "regularizer_of", "scorecard_markdown", "set_style",
-           "setting_label", "sparsity_vs_error", "sparsity_vs_strength", "styled", "threshold_sensitivity",
-           "universality_histograms", "verdict", "weight_trajectories", "with_regularizer"]
+__all__ = ["bn_distribution_evolution", "format_strength", "GAMMA_RULE", "layerwise_sparsity", "MEASURE_LABELS",
+           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "provenance_markdown", "provenance_note",
+           "regularizer_of", "scorecard_markdown", "set_style", "setting_label", "show_summary", "show_verdicts",
+           "sparsity_vs_error", "sparsity_vs_strength", "styled", "summary_markdown", "threshold_sensitivity",
+           "universality_histograms", "verdict", "verdict_markdown", "VERDICT_MARKS", "weight_trajectories",
+           "with_regularizer"]
 
 
 def set_style() -> None:
@@ -48,6 +50,38 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
         mark = VERDICT_MARKS.get(row.verdict, row.verdict)
         rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
     return "\n".join(rows)
+
+
+def verdict_markdown(verdict, where: str = "") -> str:
+    """One claim's verdict (`claims.Verdict`) as Markdown: the mark, the paper's claim, the measured
+    reason, then each number it used as a bullet. `where`: e.g. "profile cpu, synthetic, 3 seeds"."""
+    mark = VERDICT_MARKS.get(verdict.status, verdict.status)
+    head = f"**Claim {verdict.claim}: {mark}**" + (f" ({where})" if where else "")
+    lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}"]
+    if verdict.numbers:
+        lines.append("")
+        lines += [f"- {name}: {value}" for name, value in verdict.numbers.items()]
+    return "\n".join(lines)
+
+
+def show_verdicts(verdicts, where: str = "") -> None:
+    """Display each verdict (a Verdict, a list of them, or a dict claim -> Verdict) with `verdict_markdown`."""
+    from IPython.display import Markdown, display
+    found = verdicts.values() if isinstance(verdicts, dict) else [verdicts] if hasattr(verdicts, "claim") else verdicts
+    for verdict in found:
+        display(Markdown(verdict_markdown(verdict, where)))
+
+
+def show_summary(verdicts: dict) -> None:
+    """Display `summary_markdown(verdicts)` (the chapter summary's verdict list)."""
+    from IPython.display import Markdown, display
+    display(Markdown(summary_markdown(verdicts)))
+
+
+def summary_markdown(verdicts: dict) -> str:
+    """The chapter summary's verdict list: one bullet per claim with its mark and the paper's wording."""
+    return "\n".join(f"- Claim {number} ({VERDICT_MARKS.get(v.status, v.status)}): {CLAIMS[number]}"
+                     for number, v in sorted(verdicts.items()))
 
 
 def provenance_note(chapter, records: list[dict] | None = None) -> None:
@@ -131,21 +165,28 @@ def _log_positions(strengths: pd.Series) -> tuple[pd.Series, float | None]:
 
 
 # ----------------------------------------------------------------------- Table 1 (Sec. 2.2)
+def _seed_mean(frame: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    """Mean and sample std (`<column>_std`, NaN for one seed) of `columns` per group of `keys`."""
+    grouped = frame.groupby(keys, sort=False, dropna=False)[columns]
+    return grouped.mean().join(grouped.std(ddof=1).add_suffix("_std")).reset_index()
+
+
 def sparsity_vs_strength(frame: pd.DataFrame, measure: str = "sparsity_gamma", title: str | None = None):
     """Sparsity (%) against regularization strength (log lambda) per optimizer: one panel for L2,
     one for WD (paper Table 1, claim 1). `frame` needs optimizer, regularizer, strength, `measure`
-    (see `with_regularizer`). lambda = 0 sits at its own tick labelled '0'. Returns the Figure."""
+    (see `with_regularizer`), one row per run: several seeds of a setting are drawn as their mean
+    with a +-1 std bar. lambda = 0 sits at its own tick labelled '0'. Returns the Figure."""
     regularizers = [r for r in ("L2", "WD") if r in set(frame["regularizer"])]
     if not regularizers:
         raise ValueError(f"frame has no L2 or WD rows (regularizer values: {sorted(set(frame['regularizer']))})")
     fig, axes = plt.subplots(1, len(regularizers), figsize=(max(7.0, 5.2 * len(regularizers)), 4.2), sharey=True,
                              squeeze=False)
     for ax, regularizer in zip(axes[0], regularizers):
-        part = frame[frame["regularizer"] == regularizer].copy()
+        part = _seed_mean(frame[frame["regularizer"] == regularizer], ["optimizer", "strength"], [measure])
         part["x"], zero_at = _log_positions(part["strength"])
         for optimizer, rows in part.sort_values("x").groupby("optimizer", sort=True):
-            ax.plot(rows["x"], rows[measure], marker="o", color=OPTIMIZER_COLORS.get(optimizer),
-                    label=OPTIMIZER_NAMES.get(optimizer, optimizer))
+            ax.errorbar(rows["x"], rows[measure], yerr=rows[f"{measure}_std"], marker="o", capsize=0,
+                        color=OPTIMIZER_COLORS.get(optimizer), label=OPTIMIZER_NAMES.get(optimizer, optimizer))
         ax.set_xscale("log")
         ticks = sorted(set(part["x"]))
         ax.set_xticks(ticks, [("0" if zero_at is not None and t == zero_at else format_strength(t)) for t in ticks])
@@ -155,18 +196,22 @@ def sparsity_vs_strength(frame: pd.DataFrame, measure: str = "sparsity_gamma", t
         ax.set_title(f"{regularizer} regularization")
         ax.legend(title="optimizer", fontsize="small")
     axes[0][0].set_ylim(-3, 103)
-    fig.suptitle(title or "Sparsity appears only with regularization and grows with its strength")
+    fig.suptitle(title or "Sparsity against regularization strength")
     fig.tight_layout()
     return fig
 
 
 def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", title: str | None = None):
-    """Scatter of sparsity (%) against test error (%) for every run, colour = optimizer, marker =
-    regularizer, each point labelled with lambda (paper Sec. 2.2 claims 2 and 3: compare sparsity
-    at comparable error). Returns the Figure."""
+    """Sparsity (%) against test error (%) per setting, colour = optimizer, marker = regularizer,
+    each point labelled with lambda (paper Sec. 4.1 claims 2 and 3: compare sparsity at comparable
+    error). One row per run; several seeds are drawn as their mean with +-1 std bars both ways.
+    Returns the Figure."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    shown = frame.assign(optimizer=frame["optimizer"].map(lambda o: OPTIMIZER_NAMES.get(o, o)))
+    means = _seed_mean(frame, ["optimizer", "regularizer", "strength"], [measure, "test_err"])
+    shown = means.assign(optimizer=means["optimizer"].map(lambda o: OPTIMIZER_NAMES.get(o, o)))
     palette = {OPTIMIZER_NAMES.get(o, o): OPTIMIZER_COLORS.get(o, "grey") for o in frame["optimizer"].unique()}
+    ax.errorbar(shown["test_err"], shown[measure], xerr=shown["test_err_std"], yerr=shown[f"{measure}_std"],
+                fmt="none", ecolor="grey", elinewidth=0.8)
     sns.scatterplot(data=shown, x="test_err", y=measure, hue="optimizer", style="regularizer", s=80, ax=ax,
                     palette=palette)
     for row in shown.itertuples():
@@ -175,7 +220,7 @@ def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", titl
     ax.set_ylim(-3, 103)
     ax.set_xlabel("test error (%)")
     ax.set_ylabel(MEASURE_LABELS.get(measure, measure))
-    ax.set_title(title or "At comparable error, adaptive methods are sparser than SGD")
+    ax.set_title(title or "Sparsity against test error, per setting")
     ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
 

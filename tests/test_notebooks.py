@@ -7,6 +7,7 @@ those executions.
 from __future__ import annotations
 
 import ast
+import importlib
 import importlib.util
 import re
 import shutil
@@ -259,3 +260,62 @@ def test_chapter_8_trains_and_compares_when_tinyimagenet_is_given(tmp_path):
     text = "\n".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/html", ""))
                      for cell in notebook.cells for output in cell.get("outputs", []))
     assert "Ours: profile smoke" in text and "claim 8" in text, "the Table 4 comparison and verdict are missing"
+
+
+HIDDEN = {"hide-input", "remove-input", "remove-cell"}
+MAX_VISIBLE_LINES = 15
+
+
+def exported_names() -> dict[str, set[str]]:
+    """Module -> the names it exports (`__all__`), for sparsity_lib and each of its modules."""
+    import sparsity_lib
+    found = {"sparsity_lib": set(sparsity_lib.__all__)}
+    for path in (ROOT / "sparsity_lib").glob("[!_]*.py"):
+        module = importlib.import_module(f"sparsity_lib.{path.stem}")
+        found[f"sparsity_lib.{path.stem}"] = set(getattr(module, "__all__", ()))
+    return found
+
+
+def notebook_style_problems(notebook, exported: dict[str, set[str]]) -> list[str]:
+    """Issue 13's rules for a chapter: no function or class definitions, no visible code cell over
+    MAX_VISIBLE_LINES lines, and only exported names imported from sparsity_lib."""
+    found = []
+    for index, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        tags = set(cell.metadata.get("tags", []))
+        if cell.get("id") == "colab-setup":
+            continue
+        lines = len(cell.source.strip().splitlines())
+        if not tags & HIDDEN and lines > MAX_VISIBLE_LINES:
+            found.append(f"code cell {index}: {lines} visible lines (at most {MAX_VISIBLE_LINES})")
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                found.append(f"code cell {index}: defines {getattr(node, 'name', 'a lambda')}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sparsity_lib"):
+                module = node.module
+                for alias in node.names:
+                    submodule = f"{module}.{alias.name}"
+                    if alias.name not in exported.get(module, set()) and submodule not in exported:
+                        found.append(f"code cell {index}: imports {alias.name} (not in {module}.__all__)")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                    f"sparsity_lib.{node.value.id}" in exported and node.attr.startswith("_"):
+                found.append(f"code cell {index}: uses the private {node.value.id}.{node.attr}")
+    return found
+
+
+def test_style_rules_catch_definitions_long_cells_and_private_imports():
+    exported = {"sparsity_lib": {"Chapter"}, "sparsity_lib.plots": {"styled"}}
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def f():\n    return 1"),
+        nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(16))),
+        nbformat.v4.new_code_cell("from sparsity_lib import Chapter, secret\nplots._hidden(1)"),
+        nbformat.v4.new_code_cell("\n".join(f"y{i} = {i}" for i in range(30)), metadata={"tags": ["hide-input"]})])
+    found = notebook_style_problems(notebook, exported)
+    assert found == ["code cell 0: defines f", "code cell 1: 16 visible lines (at most 15)",
+                     "code cell 2: imports secret (not in sparsity_lib.__all__)",
+                     "code cell 2: uses the private plots._hidden"], found
+
+
+@pytest.mark.parametrize("source", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_holds_the_story_not_the_computation(source):
+    found = notebook_style_problems(nbformat.read(source, as_version=4), exported_names())
+    assert not found, "\n".join(found)

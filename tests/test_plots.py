@@ -64,7 +64,7 @@ def test_sparsity_vs_strength_draws_one_line_per_optimizer_and_a_zero_tick():
     assert l2_ax.get_xscale() == "log"
     labels = [tick.get_text() for tick in l2_ax.get_xticklabels()]
     assert labels[0] == "0" and "1e-3" in labels and "2e-3" in labels
-    adam = next(line for line in l2_ax.get_lines() if line.get_label() == "Adam")
+    adam = next(bars for bars in l2_ax.containers if bars.get_label() == "Adam").lines[0]
     assert list(adam.get_ydata()) == [3, 40, 80] and adam.get_xdata()[0] == pytest.approx(1e-5)
     assert fig._suptitle.get_text() == "finding"
     assert "λ" in l2_ax.get_xlabel() and "%" in l2_ax.get_ylabel()
@@ -72,10 +72,23 @@ def test_sparsity_vs_strength_draws_one_line_per_optimizer_and_a_zero_tick():
         plots.sparsity_vs_strength(strength_frame().assign(regularizer="none"))
 
 
+def test_seeds_of_a_setting_are_drawn_as_mean_with_a_std_bar():
+    two_seeds = pd.concat([strength_frame(), strength_frame().assign(sparsity_gamma=lambda f: f.sparsity_gamma + 2)])
+    l2_ax = plots.sparsity_vs_strength(two_seeds).axes[0]
+    adam = next(bars for bars in l2_ax.containers if bars.get_label() == "Adam")
+    assert list(adam.lines[0].get_ydata()) == [4, 41, 81]
+    bar = adam.lines[2][0].get_segments()[0]  # the +-1 std bar of lambda = 0: std of (3, 5) is sqrt(2)
+    assert bar[1][1] - bar[0][1] == pytest.approx(2 * 2 ** 0.5)
+    ax = plots.sparsity_vs_error(two_seeds).axes[0]
+    points = [c for c in ax.collections if type(c).__name__ == "PathCollection"]
+    assert sum(len(c.get_offsets()) for c in points) == 7  # one point per setting, not per run
+
+
 def test_sparsity_vs_error_plots_and_labels_every_run():
     fig = plots.sparsity_vs_error(strength_frame())
     ax = fig.axes[0]
-    assert sum(len(c.get_offsets()) for c in ax.collections) == 7
+    points = [c for c in ax.collections if type(c).__name__ == "PathCollection"]
+    assert sum(len(c.get_offsets()) for c in points) == 7
     assert sorted(t.get_text() for t in ax.texts) == sorted(["0", "1e-4", "1e-3", "1e-3", "2e-3", "1e-4", "1e-3"])
     assert ax.get_xlabel() == "test error (%)" and ax.get_title()
 
@@ -153,3 +166,12 @@ def test_explorer_figure_and_widget():
     assert "every 100 steps" in fig.axes[0].get_title()
     box = widgets.weight_explorer(steps=20)
     assert box is not None and len(box.children) == 3
+
+
+def test_verdict_markdown_states_mark_claim_reason_and_numbers():
+    from sparsity_lib.claims import CLAIMS, FAILS, HOLDS, Verdict
+    text = plots.verdict_markdown(Verdict(2, FAILS, "adagrad not sparser", {"adagrad": "0.0 vs 7.5"}), "profile cpu")
+    assert text.startswith("**Claim 2: ❌ fails** (profile cpu)")
+    assert CLAIMS[2] in text and "adagrad not sparser" in text and "- adagrad: 0.0 vs 7.5" in text
+    summary = plots.summary_markdown({1: Verdict(1, HOLDS, "x"), 2: Verdict(2, FAILS, "y")})
+    assert summary.splitlines() == [f"- Claim 1 (✅ holds): {CLAIMS[1]}", f"- Claim 2 (❌ fails): {CLAIMS[2]}"]
