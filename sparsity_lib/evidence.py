@@ -184,3 +184,12 @@ def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
     a DataFrame (claim, statement, verdict, why, chapter), from the store only (never trains)."""
     frame = claims.scorecard(claim_verdicts(chapter) if verdicts is None else verdicts)
     return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))
+
+
+# ==================================================== chapters 3-4 (helper A's section; append below)
+
+
+# ==================================================== chapters 5-7 (helper B's section; append below)
+
+
+# ==================================================== chapters 8-10 (helper C's section; append below)

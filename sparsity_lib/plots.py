@@ -351,3 +351,12 @@ def weight_trajectories(frame: pd.DataFrame, title: str | None = None, lr: float
     fig.suptitle(title or "L2 inside Adam pulls a weight down by about lr per step")
     fig.tight_layout()
     return fig
+
+
+# ==================================================== chapters 3-4 (helper A's section; append below)
+
+
+# ==================================================== chapters 5-7 (helper B's section; append below)
+
+
+# ==================================================== chapters 8-10 (helper C's section; append below)

@@ -53,3 +53,12 @@ def table1(records: list[dict], dataset_used: str = "synthetic") -> pd.DataFrame
         table.append({"setting": setting_label(found.config), **cells})
     columns = ["setting", "%γ paper", "%γ ours", "err paper", "err ours", "seeds"]
     return pd.DataFrame(table, columns=columns).set_index("setting")
+
+
+# ==================================================== chapters 3-4 (helper A's section; append below)
+
+
+# ==================================================== chapters 5-7 (helper B's section; append below)
+
+
+# ==================================================== chapters 8-10 (helper C's section; append below)
