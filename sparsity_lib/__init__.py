@@ -37,7 +37,7 @@ from .sparsity import (
                      zero_inactive,
 )
 from .store import RunStore, resolve_data_root, resolve_store
-from .train import TrainingDiverged, evaluate, load_model, load_splits, train
+from .train import TrainingDiverged, evaluate, load_model, load_splits, train, zeroed_test_errors
 
 __all__ = [
     "activation_sparsity", "BasicNet", "can_fuse", "Chapter", "config_hash", "conv_bn_layers", "conv_parameter_count",
@@ -49,5 +49,5 @@ __all__ = [
     "resolve_config", "resolve_data_root", "resolve_dataset", "resolve_store", "run_or_load", "run_or_load_group",
     "run_sweep", "RunConfig", "runs_frame", "RunStore", "simulate_weight", "slimming_penalty", "snapshot_frame",
     "sweep_records", "SweepFailed", "total_percent", "train", "train_group", "TrainingDiverged", "trajectory_frame",
-    "universality_frame", "VGG", "vgg", "width_variant", "zero_inactive",
+    "universality_frame", "VGG", "vgg", "width_variant", "zero_inactive", "zeroed_test_errors",
 ]

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_LR", "OPTIMIZERS", "bn_param_groups", "make_optimizer", "simulate_weight"]
+__all__ = ["DEFAULT_LR", "OPTIMIZERS", "adagrad_steps_to_threshold", "bn_param_groups", "make_optimizer",
+           "simulate_weight"]
 
 OPTIMIZERS = ("sgd", "adam", "amsgrad", "adamax", "adagrad", "adadelta", "rmsprop")
 
@@ -164,3 +165,19 @@ def simulate_weight(optimizer: str, *, l2: float = 0.0, wd: float = 0.0, lr: flo
             opt.step()
             trajectory[t + 1] = theta.item()
     return trajectory
+
+
+def adagrad_steps_to_threshold(weight, accumulated, lr: float, l2: float, threshold: float) -> np.ndarray:
+    """Adagrad steps until a silent weight's magnitude falls below `threshold` (Sec. 4.1, Table 1).
+
+    A feature that no longer gets a task gradient still gets L2's gradient `l2 * w`, and Adagrad divides
+    it by the root of the squared gradients the weight has accumulated (`accumulated`, the optimizer's
+    'sum' state): each step multiplies w by (1 - lr * l2 / sqrt(accumulated)). Unlike Adam, whose
+    normalization turns the same gradient into a step of about `lr` (claim 7), Adagrad never forgets
+    the large gradients of early training. The L2 gradient's own addition to `accumulated` (l2^2 w^2
+    per step) is neglected, so the result is a lower bound. Elementwise; 0 where |w| < threshold.
+    """
+    weight = np.abs(np.asarray(weight, dtype=float))
+    rate = lr * l2 / np.sqrt(np.asarray(accumulated, dtype=float))
+    steps = np.log(threshold / np.maximum(weight, threshold)) / np.log1p(-np.minimum(rate, 1.0 - 1e-12))
+    return np.where(weight < threshold, 0.0, steps)

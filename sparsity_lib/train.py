@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -27,6 +28,7 @@ from .optim import DEFAULT_LR, make_optimizer
 from .records import history_entry, provenance, run_record
 from .regularizers import explicit_penalty
 from .sparsity import (
+    GAMMA_THRESHOLD,
     activation_masks,
     bn_parameters,
     gamma_masks,
@@ -42,7 +44,7 @@ __all__ = ["CPU_CHANNELS_LAST", "CPU_COMPILE", "DEVICES", "MAX_EVALUATIONS", "bu
            "check_finite", "evaluate", "final_metrics", "first_bad_step", "iterations", "load_checkpoint",
            "load_model", "load_splits", "lr_factor", "pick_device", "pruned_param_percent", "restore_checkpoint",
            "save_checkpoint", "set_checkpoint_aside", "set_lr", "snapshot_epochs", "speed_options", "step_setup",
-           "train", "train_step", "training_device", "TrainingDiverged"]
+           "train", "train_step", "training_device", "TrainingDiverged", "zeroed_test_errors"]
 
 MAX_EVALUATIONS = 50  # test-set evaluations spread over a run
 DEVICES = "auto, cpu, cuda, cuda:N"
@@ -405,3 +407,20 @@ def load_model(record: dict, weights_path, device: str = "cpu") -> nn.Module:
         raise ValueError(f"weights file {path} of run {record.get('config_hash')} is unusable "
                          f"({type(error).__name__}: {error})") from error
     return model.to(device).eval()
+
+
+def zeroed_test_errors(record: dict, weights_path, thresholds=(GAMMA_THRESHOLD, 1e-2), data_root=None,
+                       device: str = "cpu") -> pd.DataFrame:
+    """Test error (%) of a stored run's model after zeroing its features with |gamma| < each threshold
+    (Sec. 2.1: dead features can be removed without changing the output). Rows: 'as stored' then one
+    per threshold; columns: features zeroed, test error. Raises ValueError when the weights are missing."""
+    model = load_model(record, weights_path, device)
+    _, test_data = load_splits(RunConfig.from_dict(record["config"]), data_root)
+    loader = make_loader(test_data, 500, train=False)
+    rows = [{"model": "as stored", "features zeroed": 0, "test error": evaluate(model, loader)[1]}]
+    for threshold in thresholds:
+        masks = gamma_masks(model, threshold)
+        zeroed = sum(int(mask.sum()) for mask in masks.values())
+        rows.append({"model": f"|γ| < {threshold:g} zeroed", "features zeroed": zeroed,
+                     "test error": evaluate(zero_inactive(model, masks), loader)[1]})
+    return pd.DataFrame(rows).set_index("model")

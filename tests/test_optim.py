@@ -252,3 +252,19 @@ def test_paper_hyperparameters_and_overrides():
 def test_errors_name_parameter_value_and_allowed(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_optimizer(tiny_model(), **kwargs)
+
+
+def test_adagrad_steps_to_threshold_matches_torch_adagrad_on_a_silent_weight():
+    from sparsity_lib.optim import adagrad_steps_to_threshold
+    lr, l2, start, accumulated = 0.05, 0.02, 0.2, 4.0  # sqrt(G) = 2: a weight that once saw large gradients
+    predicted = float(adagrad_steps_to_threshold([start], [accumulated], lr, l2, 1e-3)[0])
+    weight = torch.nn.Parameter(torch.tensor([start]))
+    optimizer = torch.optim.Adagrad([weight], lr=lr, weight_decay=l2, initial_accumulator_value=accumulated)
+    steps = 0
+    while weight.abs().item() >= 1e-3:
+        optimizer.zero_grad()
+        weight.grad = torch.zeros_like(weight)  # no task gradient: only L2 (weight_decay) acts
+        optimizer.step()
+        steps += 1
+    assert steps == pytest.approx(predicted, rel=0.01)  # the neglected l2^2 w^2 in G changes <1%
+    assert adagrad_steps_to_threshold([5e-4], [4.0], lr, l2, 1e-3)[0] == 0.0  # already below

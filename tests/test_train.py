@@ -74,3 +74,16 @@ def test_corrupt_checkpoint_warns_and_restarts(tmp_path, tiny_config):
 
 
 train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
+
+
+def test_zeroed_test_errors_reproduces_the_recorded_errors(tiny_config, tmp_path):
+    config = tiny_config.replace(optimizer="adam", l2=5e-2)
+    weights = tmp_path / "w.pt"
+    record = train(config, data_root=tmp_path, device="cpu", weights_path=weights, progress=False)
+    table = train_module.zeroed_test_errors(record, weights, thresholds=(1e-3, 10.0), data_root=tmp_path)
+    assert list(table.index) == ["as stored", "|γ| < 0.001 zeroed", "|γ| < 10 zeroed"]
+    assert table.loc["as stored", "test error"] == pytest.approx(record["final"]["test_err"], abs=1e-6)
+    assert table.loc["|γ| < 0.001 zeroed", "test error"] == pytest.approx(record["final"]["test_err_zeroed"], abs=1e-6)
+    assert table.loc["|γ| < 10 zeroed", "features zeroed"] == sum(layer["features"] for layer in record["final"]["layers"])
+    with pytest.raises(ValueError):
+        train_module.zeroed_test_errors(record, tmp_path / "missing.pt", data_root=tmp_path)
