@@ -193,13 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     card = commands.add_parser("scorecard", help="the paper's ten claims judged on the stored runs",
                                description="Print each claim's verdict (sparsity_lib.evidence); with --train, "
-                                           "first train the runs the verdicts need that the store lacks.")
+                                           "first train every run of the book that the store lacks "
+                                           "(the verdicts' runs, then the chapters' one-seed illustrations).")
     card.add_argument("--profile", default="cpu", choices=list(PROFILES))
     card.add_argument("--dataset", default="auto", help="auto | cifar10 | synthetic | ...")
     card.add_argument("--store", default=None, help=STORE_HELP)
     card.add_argument("--data-root", default=None, help="folder holding datasets (default: $SPARSITY_DATA or data/)")
     card.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    card.add_argument("--train", action="store_true", help="train the missing runs (in --workers processes)")
+    card.add_argument("--train", action="store_true",
+                      help="train the book's missing runs first (in --workers processes)")
     card.add_argument("--workers", default="auto", type=parse_workers, metavar="N",
                       help="local worker processes for --train (default: auto, one per core on the CPU)")
 

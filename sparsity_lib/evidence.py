@@ -8,20 +8,31 @@ The L2 strength of the Sec. 5 experiments is the profile's `section5_l2` (the pa
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Callable
 
 from . import claims
 from .chapter import Chapter, MissingRuns
 from .claims import Verdict
 from .config import RunConfig, config_hash, width_variant
+from .data import DatasetError, load_dataset
 from .optim import DEFAULT_LR, simulate_weight
 from .pruned_runs import prune_or_load
+from .store import resolve_data_root
 
-__all__ = ["BATCHES", "CHAPTER_FILES", "CHAPTER_OF_CLAIM", "CLUTTER", "TABLE1_L2", "TABLE1_WD", "VGG_BATCHES",
-           "WIDTHS", "all_variants", "batch_variants", "chapter_files", "claim_10", "claim_4", "claim_7", "claim_8",
-           "claim_9", "claim_verdicts", "claims_1_to_3", "claims_5_and_6", "difficulty_variants",
-           "layer_pair_variants", "scorecard", "strong_l2", "table1_variants", "variant_fields", "vgg_fields",
-           "width_variants"]
+__all__ = ["absent_datasets", "ADAGRAD_STATE", "adagrad_state", "all_variants", "available_runs", "batch_variants",
+           "BATCHES", "book_runs", "chapter10_extra_variants", "chapter7_extra_variants", "chapter7_extras",
+           "chapter9_extra_variants", "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "CLAIM7_DEFAULTS",
+           "claim7_settings", "claim_10", "claim_4", "claim_7", "claim_8", "claim_9", "claim_verdicts",
+           "claims_1_to_3", "claims_5_and_6", "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing",
+           "difficulty_variants", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
+           "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
+           "real_dataset_variants", "REAL_DATASETS", "scorecard", "SLIMMING", "SLIMMING_FRACTION", "strong_l2",
+           "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD",
+           "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs",
+           "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),
@@ -38,6 +49,10 @@ CHAPTER_FILES = {1: "01_setup.ipynb", 2: "02_primary_findings.ipynb", 3: "03_whe
 CHAPTER_OF_CLAIM = {1: 2, 2: 2, 3: 2, 4: 5, 5: 3, 6: 3, 7: 4, 8: 6, 9: 7, 10: 9}
 
 Runs = Callable[[list[dict]], list[dict]]
+# Chapter 1's runs (Sec. 2.1 measurement): Table 1 settings, so they cost nothing extra; the first is
+# examined layer by layer.
+MEASUREMENT_SETTINGS = ({"optimizer": "adam", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-4},
+                        {"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 0.0, "wd": 1e-4})
 
 
 def chapter_files() -> dict[int, str]:
@@ -72,58 +87,80 @@ def claims_1_to_3(runs: Runs, l2: dict | None = None, wd: dict | None = None) ->
             3: claims.claim3_l2_vs_wd(_select(records, optimizer="adam") + _select(records, optimizer="sgd"))}
 
 
-def layer_pair_variants() -> list[dict]:
-    """The SGD and Adam settings whose layers, betas and universality claims 5 and 6 compare (Table 2)."""
-    return [{"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-3}]
+def layer_pair_variants(l2: float | None = None) -> list[dict]:
+    """The SGD and Adam settings whose layers, betas and universality claims 5 and 6 compare (Table 2):
+    both with L2 `l2`; None: the book's 1e-3 (the paper's Table 2 strength at which SGD kills features)."""
+    l2 = 1e-3 if l2 is None else float(l2)
+    return [{"optimizer": "sgd", "l2": l2}, {"optimizer": "adam", "l2": l2}]
 
 
-def claims_5_and_6(runs: Runs) -> dict[int, Verdict]:
-    sgd, adam = (runs([variant]) for variant in layer_pair_variants())
+def claims_5_and_6(runs: Runs, l2: float | None = None) -> dict[int, Verdict]:
+    """Claims 5 and 6 on `layer_pair_variants(l2)` (None: the book's settings)."""
+    sgd, adam = (runs([variant]) for variant in layer_pair_variants(l2))
     return {5: claims.claim5_layer_location(sgd, adam), 6: claims.claim6_betas_and_selectivity(sgd, adam)}
 
 
-def difficulty_variants(chapter: Chapter) -> list[tuple[str, dict]]:
-    """(label, fields) from the easiest task to the hardest: clean -> cluttered synthetic backgrounds,
-    or CIFAR-10 -> CIFAR-100 on real data."""
+def difficulty_variants(chapter: Chapter, clutter: list[float] | None = None) -> list[tuple[str, dict]]:
+    """(label, fields) from the easiest task to the hardest: clean -> cluttered synthetic backgrounds
+    (`clutter` levels, None: the book's CLUTTER), or CIFAR-10 -> CIFAR-100 on real data."""
     l2 = strong_l2(chapter)
     if chapter.dataset_used == "synthetic":
-        return [(f"clutter {c:g}", {"optimizer": "adam", "l2": l2, "clutter": c}) for c in CLUTTER]
+        levels = CLUTTER if clutter is None else clutter
+        return [(f"clutter {c:g}", {"optimizer": "adam", "l2": l2, "clutter": float(c)}) for c in levels]
     return [(name, {"optimizer": "adam", "l2": l2, "dataset": name}) for name in ("cifar10", "cifar100")]
 
 
-def claim_4(chapter: Chapter, runs: Runs) -> Verdict:
-    return claims.claim4_task_difficulty([(label, runs([fields])) for label, fields in difficulty_variants(chapter)])
+def claim_4(chapter: Chapter, runs: Runs, clutter: list[float] | None = None) -> Verdict:
+    """Claim 4 on `difficulty_variants(chapter, clutter)` (None: the book's settings)."""
+    return claims.claim4_task_difficulty([(label, runs([fields]))
+                                          for label, fields in difficulty_variants(chapter, clutter)])
 
 
-def claim_7(lr: float = DEFAULT_LR["adam"], l2: float = 1e-4, steps: int = 3000) -> Verdict:
-    """Claim 7 on simulated single-weight trajectories with zero task gradient (paper Fig. 4)."""
+def claim_7(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> Verdict:
+    """Claim 7 on simulated single-weight trajectories with zero task gradient (paper Fig. 4). None: the
+    book's settings (`claim7_settings`: Adam's lr 1e-3, L2 1e-4, 3000 steps)."""
+    book = claim7_settings(lr, l2, steps)
+    lr, l2, steps = book["lr"], book["l2"], book["steps"]
     others = {"Adam+WD": simulate_weight("adam", wd=l2, lr=lr, steps=steps),
               "SGD+L2": simulate_weight("sgd", l2=l2, steps=steps)}
     return claims.claim7_adam_l2_decay(simulate_weight("adam", l2=l2, lr=lr, steps=steps), others, lr=lr)
 
 
-def batch_variants(chapter: Chapter) -> list[tuple[str, dict]]:
-    return [(f"batch {b}", {"optimizer": "adam", "l2": strong_l2(chapter), "batch_size": b}) for b in BATCHES]
+def batch_variants(chapter: Chapter, batch_sizes: list[int] | None = None) -> list[tuple[str, dict]]:
+    """(label, fields) of Table 3, smallest batch first (`batch_sizes`, None: the book's BATCHES)."""
+    sizes = BATCHES if batch_sizes is None else batch_sizes
+    return [(f"batch {b}", {"optimizer": "adam", "l2": strong_l2(chapter), "batch_size": b}) for b in sizes]
 
 
-def width_variants(chapter: Chapter) -> list[tuple[str, dict]]:
-    return [(name, {"optimizer": "adam", "l2": strong_l2(chapter), **width_variant(name)}) for name in WIDTHS]
+def width_variants(chapter: Chapter, widths: list[str] | None = None) -> list[tuple[str, dict]]:
+    """(label, fields) of Table 6, narrowest first (`widths`: names, None: the book's WIDTHS)."""
+    names = WIDTHS if widths is None else widths
+    return [(name, {"optimizer": "adam", "l2": strong_l2(chapter), **width_variant(name)}) for name in names]
 
 
-def claim_8(chapter: Chapter, runs: Runs) -> Verdict:
-    return claims.claim8_batch_and_width([(label, runs([f])) for label, f in batch_variants(chapter)],
-                                         [(label, runs([f])) for label, f in width_variants(chapter)])
+def claim_8(chapter: Chapter, runs: Runs, batch_sizes: list[int] | None = None,
+            widths: list[str] | None = None) -> Verdict:
+    """Claim 8 on `batch_variants(chapter, batch_sizes)` and `width_variants(chapter, widths)`."""
+    return claims.claim8_batch_and_width([(label, runs([f])) for label, f in batch_variants(chapter, batch_sizes)],
+                                         [(label, runs([f])) for label, f in width_variants(chapter, widths)])
 
 
-def variant_fields(chapter: Chapter) -> dict[str, dict]:
-    """The Adam baseline and the three variants of claim 9 (supplement Tables 2-4)."""
+def variant_fields(chapter: Chapter, negative_slope: float | None = None,
+                   gamma_lr_scale: float | None = None) -> dict[str, dict]:
+    """The Adam baseline and the three variants of claim 9 (supplement Tables 2-4). None: the book's
+    settings (Leaky ReLU slope 0.01, the RunConfig default; gamma's learning rate x0.1)."""
     base = {"optimizer": "adam", "l2": strong_l2(chapter)}
-    return {"adam": base, "amsgrad": {**base, "optimizer": "amsgrad"},
-            "leaky_relu": {**base, "activation": "leaky_relu"}, "low_gamma_lr": {**base, "gamma_lr_scale": 0.1}}
+    leaky = {**base, "activation": "leaky_relu"}
+    if negative_slope is not None:
+        leaky["negative_slope"] = float(negative_slope)
+    return {"adam": base, "amsgrad": {**base, "optimizer": "amsgrad"}, "leaky_relu": leaky,
+            "low_gamma_lr": {**base, "gamma_lr_scale": 0.1 if gamma_lr_scale is None else float(gamma_lr_scale)}}
 
 
-def claim_9(chapter: Chapter, runs: Runs) -> Verdict:
-    found = {name: runs([fields]) for name, fields in variant_fields(chapter).items()}
+def claim_9(chapter: Chapter, runs: Runs, negative_slope: float | None = None,
+            gamma_lr_scale: float | None = None) -> Verdict:
+    """Claim 9 on `variant_fields(chapter, negative_slope, gamma_lr_scale)` (None: the book's settings)."""
+    found = {name: runs([fields]) for name, fields in variant_fields(chapter, negative_slope, gamma_lr_scale).items()}
     return claims.claim9_variants(found["adam"], found["amsgrad"], found["leaky_relu"], found["low_gamma_lr"])
 
 
@@ -160,11 +197,11 @@ def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, V
     """Every claim's verdict at the chapter's profile (claim 10 prunes the stored VGG-16 runs, seconds).
 
     `train_missing=False` judges only what the store holds: a claim whose runs are missing is
-    'not tested' with the reason saying so. `train_missing=True` first trains every missing run of
-    `all_variants` in one `chapter.runs` call (so a worker pool, `$SPARSITY_WORKERS`, gets them all).
+    'not tested' with the reason saying so. `train_missing=True` first trains every run of the book
+    that the store lacks (`train_book_runs`: the verdicts' runs, then the chapters' illustrations).
     """
     if train_missing:
-        chapter.runs(all_variants(chapter))
+        train_book_runs(chapter)
     runs = chapter.stored_runs
     checks = {(1, 2, 3): lambda: claims_1_to_3(runs), (4,): lambda: {4: claim_4(chapter, runs)},
               (5, 6): lambda: claims_5_and_6(runs), (7,): lambda: {7: claim_7()},
@@ -186,10 +223,259 @@ def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
     return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))
 
 
-# ==================================================== chapters 3-4 (helper A's section; append below)
+ADAGRAD_STATE = {"optimizer": "adagrad", "l2": 2e-2}  # the run whose optimizer state explains claim 2's Adagrad
 
 
-# ==================================================== chapters 5-7 (helper B's section; append below)
+def adagrad_state(chapter: Chapter, name: str = "adagrad_l2_2e-2_seed0.json") -> dict | None:
+    """The BN gammas and Adagrad accumulators saved from a checkpoint of the Adagrad L2 2e-2 run, seed 0
+    (`<store>/analysis/<name>`, scripts/optimizer_state.py), or None when the store has none for this
+    chapter's profile and dataset (its config hash must be that of `ADAGRAD_STATE` here)."""
+    path = Path(chapter.run_store.root) / "analysis" / name
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    return found if found.get("config_hash") == config_hash(chapter.config(**ADAGRAD_STATE)) else None
 
 
-# ==================================================== chapters 8-10 (helper C's section; append below)
+def extra_variants(chapter: Chapter) -> list[dict]:
+    """The chapters' illustration-only settings beyond `all_variants` (chapters 7, 9 and 10), each
+    stored with one seed (`first_seed`): no verdict rests on them."""
+    return [*chapter7_extra_variants(chapter), *chapter9_extra_variants(chapter), *chapter10_extra_variants(chapter)]
+
+
+def train_book_runs(chapter: Chapter) -> None:
+    """Train every run the book's chapters need at their default parameters that the store lacks: the
+    verdicts' settings with every seed, then the illustrations with seed 0 (`make book` then trains
+    nothing). One `runs` call each, so a worker pool (`$SPARSITY_WORKERS`) gets them all at once."""
+    chapter.runs(all_variants(chapter))
+    first_seed(chapter).runs(extra_variants(chapter))
+
+# ------------------------------------------------------------ chapters 3-4
+
+# Claim 7's simulation (paper Fig. 4): Adam at its paper lr, the paper's Sec. 5 default L2, enough steps
+# for Adam+L2 to reach zero (about 1/lr) and for the alternatives to show they do not.
+CLAIM7_DEFAULTS = {"lr": DEFAULT_LR["adam"], "l2": 1e-4, "steps": 3000}
+
+
+def claim7_settings(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> dict:
+    """lr, l2 and steps of claim 7's simulation, each None replaced by the book's (`CLAIM7_DEFAULTS`)."""
+    given = {"lr": lr, "l2": l2, "steps": steps}
+    return {name: CLAIM7_DEFAULTS[name] if value is None else value for name, value in given.items()}
+
+
+def table2_variants() -> list[dict]:
+    """The settings of the paper's Table 2 (layer-wise sparsity, Sec. 4.1) that the book runs anyway for
+    Table 1: Adam with L2 1e-3, 1e-4 and WD 1e-4; SGD with L2 1e-3 and WD 1e-3 (RunConfig fields).
+    They include `layer_pair_variants()`, so chapter 3 needs no run beyond `all_variants`."""
+    return [{"optimizer": "adam", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-4},
+            {"optimizer": "adam", "l2": 0.0, "wd": 1e-4}, {"optimizer": "sgd", "l2": 1e-3},
+            {"optimizer": "sgd", "l2": 0.0, "wd": 1e-3}]
+
+
+# ------------------------------------------------------------ chapters 5-7
+
+
+REAL_DATASETS = ("cifar10", "cifar100", "tinyimagenet")  # Sec. 4.2's ladder, easiest first (ImageNet: chapter 8)
+
+
+def labelled_runs(runs: Runs, variants: list[tuple[str, dict]]) -> list[tuple[str, list[dict]]]:
+    """(label, the seeds' records) per (label, fields) of `variants`, from ONE `runs` call (so a
+    worker pool or the fused trainer gets every missing run at once)."""
+    records = runs([fields for _, fields in variants])
+    per = len(records) // max(1, len(variants))
+    return [(label, records[i * per:(i + 1) * per]) for i, (label, _) in enumerate(variants)]
+
+
+def absent_datasets(chapter: Chapter, names=REAL_DATASETS) -> dict[str, str]:
+    """Dataset name -> why it is not compared in this execution (names that are present are left out).
+    TinyImageNet is compared only on a CUDA device (a BasicNet run on it takes hours on a CPU)."""
+    root = resolve_data_root(chapter.data_root)
+    reasons = {}
+    for name in names:
+        if name == "tinyimagenet" and not chapter.device_used.startswith("cuda"):
+            reasons[name] = f"compared only on a CUDA GPU (device resolved to `{chapter.device_used}`)"
+            continue
+        try:
+            load_dataset(name, root, "test", subset=1)
+        except (FileNotFoundError, OSError, DatasetError) as error:
+            reasons[name] = str(error)
+    return reasons
+
+
+def real_dataset_variants(chapter: Chapter, names=REAL_DATASETS) -> list[tuple[str, dict]]:
+    """(name, fields) of Adam with the profile's Sec. 5 L2 on each of `names` that is present."""
+    absent = absent_datasets(chapter, names)
+    return [(name, {"optimizer": "adam", "l2": strong_l2(chapter), "dataset": name}) for name in names
+            if name not in absent]
+
+
+def supplement_variants(chapter: Chapter, negative_slope: float | None = None,
+                        gamma_lr_scale: float | None = None) -> list[tuple[str, dict]]:
+    """(label, fields) of claim 9's four settings (`variant_fields`), labelled as in the book's tables:
+    'Adam', 'AMSGrad', 'Leaky ReLU 0.01', 'γ lr ×0.1'."""
+    fields = variant_fields(chapter, negative_slope, gamma_lr_scale)
+    slope = fields["leaky_relu"].get("negative_slope", RunConfig.negative_slope)
+    labels = {"adam": "Adam", "amsgrad": "AMSGrad", "leaky_relu": f"Leaky ReLU {slope:g}",
+              "low_gamma_lr": f"γ lr ×{fields['low_gamma_lr']['gamma_lr_scale']:g}"}
+    return [(labels[name], value) for name, value in fields.items()]
+
+
+def supplement_optimizer_variants(chapter: Chapter) -> list[tuple[str, dict]]:
+    """(label, fields) of supplement Table 4: Adam and AMSGrad at the Sec. 5 L2 (claim 9's runs), Adamax
+    and RMSProp at their Table 1 strengths (TABLE1_L2: the book runs them for claim 2 already)."""
+    claim9 = variant_fields(chapter)
+    return [("Adam", claim9["adam"]), ("AMSGrad", claim9["amsgrad"]),
+            *[(name, {"optimizer": name.lower(), "l2": float(value)}) for name in ("Adamax", "RMSProp")
+              for value in TABLE1_L2[name.lower()]]]
+
+
+def chapter7_extras(chapter: Chapter, bn_bias_init: float = 1.0,
+                    beta_lr_scale: float = 0.1) -> list[tuple[str, dict]]:
+    """(label, fields) of chapter 7's illustration runs (supplement Table 3, no verdict rests on them;
+    one seed): Adam with BN beta initialized at `bn_bias_init`, and with beta's learning rate scaled."""
+    base = {"optimizer": "adam", "l2": strong_l2(chapter)}
+    return [(f"β init {bn_bias_init:g}", {**base, "bn_bias_init": float(bn_bias_init)}),
+            (f"β lr ×{beta_lr_scale:g}", {**base, "beta_lr_scale": float(beta_lr_scale)})]
+
+
+def chapter7_extra_variants(chapter: Chapter) -> list[dict]:
+    """The RunConfig fields of chapter 7's extra runs at the book's settings (one seed each)."""
+    return [fields for _, fields in chapter7_extras(chapter)]
+
+
+# ------------------------------------------------------------ chapters 8-10
+
+
+# Chapter 8 (supplement Sec. 4, Tables 4, 5, 9): TinyImageNet and ImageNet, trained only where the data
+# (and, by default, a CUDA GPU) is given; schedules in epochs at the reference batch, scaled by the profile.
+TINY_SCHEDULE = {"epochs": 400.0, "lr_drops": (250.0, 325.0)}
+TINY_BATCHES = (20, 40, 120)               # Table 4, Adam (SGD at batch 40)
+IMAGENET_BATCHES = (64, 256)               # Table 5, BasicNet
+VGG11_BATCHES = (60, 90)                   # Table 9, VGG-11
+DATASET_LABELS = {"tinyimagenet": "TinyImageNet", "imagenet": "ImageNet"}
+# Chapter 9 (Sec. 5.2, Table 10): Network Slimming as Liu et al. (2017) train VGGNet on CIFAR: SGD, 1e-4 decay,
+# an L1 of s = 1e-4 on every BN scale; then the globally smallest SLIMMING_FRACTION of |gamma| is removed.
+SLIMMING = {"optimizer": "sgd", "l2": 1e-4, "slimming_l1": 1e-4}
+SLIMMING_FRACTION = 0.5
+# Chapter 10: the l1/l2 pseudo-norm (Berthelier et al. 2020) under SGD, which has no implicit sparsity of its
+# own, with a small L2 (the penalty-free control, SGD L2 1e-4, is a Table 1 setting).
+L1L2_BASE = {"optimizer": "sgd", "l2": 1e-4}
+L1L2_LAMBDAS = (1e-3, 1e-2)
+
+
+def first_seed(chapter: Chapter) -> Chapter:
+    """The chapter with one seed (seed 0): how the book's illustration-only runs are stored."""
+    return dataclasses.replace(chapter, seeds=1)
+
+
+def book_runs(chapter: Chapter, variants: list[dict]) -> list[dict]:
+    """Records of `variants`, trained if missing: every seed of a setting in `all_variants` (the
+    verdicts' runs), seed 0 only of any other (the chapters' extra illustrations, stored with one seed)."""
+    judged = {config_hash(chapter.config(**fields)) for fields in all_variants(chapter)}
+    one = first_seed(chapter)
+    return [record for fields in variants
+            for record in (chapter if config_hash(chapter.config(**fields)) in judged else one).runs([fields])]
+
+
+def pruned(chapter: Chapter, records: list[dict], method: str = "implicit", amount=None,
+           fine_tune: bool = False) -> list[dict]:
+    """Each record pruned by `method` (`pruned_runs.METHODS`; `amount` as in `method_masks`), fine-tuned
+    for the profile's `fine_tune_steps` when `fine_tune` (Li et al., Network Slimming, l1/l2), else not
+    (the paper's implicit pruning). Stored, so a re-run loads."""
+    common = dict(store=chapter.run_store, data_root=chapter.data_root, device=chapter.device,
+                  profile=chapter.profile, progress=False)
+    steps = chapter.settings.fine_tune_steps if fine_tune else 0
+    return [prune_or_load(RunConfig.from_dict(record["config"]), method, amount, fine_tune_steps=steps, **common)
+            for record in records]
+
+
+def tinyimagenet_variants(chapter: Chapter, l2: float | None = None,
+                          batches=TINY_BATCHES) -> list[dict]:
+    """Table 4's settings: SGD at batch 40 and Adam at each of `batches`, with the supplement's
+    TinyImageNet schedule; `l2` None: the profile's `section5_l2`."""
+    l2 = strong_l2(chapter) if l2 is None else float(l2)
+    common = {"dataset": "tinyimagenet", "l2": l2, **TINY_SCHEDULE}
+    return ([{**common, "optimizer": "sgd", "batch_size": 40}]
+            + [{**common, "optimizer": "adam", "batch_size": int(b)} for b in batches])
+
+
+def imagenet_variants(chapter: Chapter, model: str = "basicnet", l2: float | None = None, batches=None,
+                      subset: int | None = None) -> list[dict]:
+    """Table 5 (BasicNet: 15 + 15 + 10 epochs at batch 64) or Table 9 (VGG-11: 60 epochs at batch 60,
+    LR drops at 30 and 50) on ImageNet with Adam at a base LR of 1e-4 (supplement Sec. 4)."""
+    l2 = strong_l2(chapter) if l2 is None else float(l2)
+    common = {"dataset": "imagenet", "optimizer": "adam", "lr": 1e-4, "l2": l2, "train_subset": subset}
+    if model == "basicnet":
+        schedule = {"ref_batch_size": 64, "epochs": 40.0, "lr_drops": (15.0, 30.0)}
+        batches = batches or IMAGENET_BATCHES
+    elif model == "vgg11":
+        schedule = {"model": "vgg11", "ref_batch_size": 60, "epochs": 60.0, "lr_drops": (30.0, 50.0)}
+        batches = batches or VGG11_BATCHES
+    else:
+        raise ValueError(f"model={model!r} is invalid; allowed: basicnet, vgg11")
+    return [{**common, **schedule, "batch_size": int(b)} for b in batches]
+
+
+def dataset_missing(chapter: Chapter, root, require_gpu: bool = True) -> list[str]:
+    """What chapter 8 lacks to train on `chapter.dataset` from `root`: a list of reasons (empty when it
+    can). Names parameters, never a folder of this machine."""
+    name = chapter.dataset
+    label = DATASET_LABELS.get(name, name)
+    reasons = []
+    if require_gpu and not chapter.device_used.startswith("cuda"):
+        reasons.append(f"a CUDA GPU (this execution's device is `{chapter.device_used}`; "
+                       "`require_gpu=False` trains on the CPU)")
+    if root is None:
+        reasons.append(f"the {label} folder: parameter `{name}_root` is None")
+    else:
+        try:
+            load_dataset(name, root, "test", subset=1)
+        except (OSError, ValueError, RuntimeError) as error:
+            reasons.append(f"a readable {label} under `{name}_root` ({type(error).__name__})")
+    return reasons
+
+
+def available_runs(chapter: Chapter, variants: list[dict], train: bool) -> list[dict]:
+    """Every seed of `variants`, trained if missing when `train`; else only those the store holds."""
+    if train:
+        return chapter.runs(variants)
+    configs = [chapter.config(seed=seed, **fields) for fields in variants for seed in chapter.seed_list]
+    return [r for r in (chapter.run_store.load(config_hash(c)) for c in configs) if r is not None]
+
+
+def claims_chapter8(tiny: list[dict], imagenet: list[dict]) -> dict[int, Verdict]:
+    """Claim 8 on TinyImageNet's Adam runs ordered by batch size (the width part is not run here, so the
+    claim is at best 'not tested' with the batch part shown), and claim 4 from TinyImageNet (Adam, batch 40)
+    to ImageNet (BasicNet, its smallest batch). A claim without its runs is 'not tested', saying which."""
+    adam = [r for r in tiny if r["config"]["optimizer"] == "adam"]
+    batches = sorted({r["config"]["batch_size"] for r in adam})
+    if adam:
+        groups = [(f"batch {b}", [r for r in adam if r["config"]["batch_size"] == b]) for b in batches]
+        eight = claims.claim8_batch_and_width(groups, [])
+    else:
+        eight = Verdict(8, claims.NOT_TESTED, "no TinyImageNet runs in this execution")
+    tiny40 = [r for r in adam if r["config"]["batch_size"] == 40]
+    if tiny40 and imagenet:
+        smallest = min(r["config"]["batch_size"] for r in imagenet)
+        hardest = [r for r in imagenet if r["config"]["batch_size"] == smallest]
+        four = claims.claim4_task_difficulty([("TinyImageNet b40", tiny40), (f"ImageNet b{smallest}", hardest)])
+    else:
+        four = Verdict(4, claims.NOT_TESTED, "needs TinyImageNet (Adam, batch 40) and ImageNet runs; "
+                       f"this execution has {len(tiny40)} and {len(imagenet)}")
+    return {4: four, 8: eight}
+
+
+def chapter9_extra_variants(chapter: Chapter) -> list[dict]:
+    """Chapter 9's runs beyond `all_variants`, one seed each (seed 0): VGG-16 at the batches of
+    VGG_BATCHES other than 40 (Table 7), VGG-19 with Adam+L2 and with Network Slimming (Table 10), all
+    sized by the profile's `vgg`."""
+    return ([vgg_fields(chapter, batch_size=b) for b in VGG_BATCHES if b != 40]
+            + [vgg_fields(chapter, 19), vgg_fields(chapter, 19, **SLIMMING)])
+
+
+def chapter10_extra_variants(chapter: Chapter) -> list[dict]:
+    """Chapter 10's runs beyond `all_variants`, one seed each (seed 0): BasicNet under SGD with the
+    l1/l2 pseudo-norm at each of L1L2_LAMBDAS."""
+    return [{**L1L2_BASE, "l1l2": lam} for lam in L1L2_LAMBDAS]
+
+

@@ -10,15 +10,21 @@ import pandas as pd
 import seaborn as sns
 
 from .claims import CLAIMS
+from .config import PROFILES
+from .data import load_dataset
 from .frames import snapshot_frame, universality_frame
 from .sparsity import GAMMA_THRESHOLD
+from .store import resolve_data_root
 
-__all__ = ["bn_distribution_evolution", "format_strength", "GAMMA_RULE", "layerwise_sparsity", "MEASURE_LABELS",
-           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "provenance_markdown", "provenance_note",
-           "regularizer_of", "scorecard_markdown", "set_style", "setting_label", "show_summary", "show_verdicts",
-           "sparsity_vs_error", "sparsity_vs_strength", "styled", "summary_markdown", "threshold_sensitivity",
-           "universality_histograms", "verdict", "verdict_markdown", "VERDICT_MARKS", "weight_trajectories",
-           "with_regularizer"]
+__all__ = ["absent_markdown", "bn_distribution_evolution", "claim_title", "clutter_examples",
+           "filter_norm_histogram", "first_seed_by_setting", "format_strength", "GAMMA_RULE", "layer_pruning",
+           "layers_by_group_figure", "layerwise_sparsity", "macs_per_layer", "MEASURE_LABELS", "missing_markdown",
+           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "profiles_markdown", "provenance_markdown",
+           "provenance_note", "regularizer_of", "removed_vs_error", "scorecard_markdown", "set_style",
+           "setting_label", "show_absent", "show_missing", "show_summary", "show_verdicts", "sparsity_and_error",
+           "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup", "styled", "summary_markdown",
+           "threshold_sensitivity", "universality_by_group", "universality_histograms", "verdict",
+           "verdict_markdown", "VERDICT_MARKS", "weight_trajectories", "with_regularizer"]
 
 
 def set_style() -> None:
@@ -33,8 +39,14 @@ def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
     if chapter.fell_back_to_synthetic:
         text += ("\n\n:::{warning}\nCIFAR-10 was not found (`dataset=\"auto\"`), so every number in this chapter "
                  "comes from the **synthetic shapes dataset** generated offline, not from CIFAR. "
-                 f"({chapter.dataset_reason}.) Compare trends with the paper, not absolute values.\n:::")
+                 f"({_without_machine_path(chapter)}.) Compare trends with the paper, not absolute values.\n:::")
     return text
+
+
+def _without_machine_path(chapter) -> str:
+    """The chapter's dataset reason with the data folder's absolute path cut to its name ('data/')."""
+    root = resolve_data_root(chapter.data_root)
+    return chapter.dataset_reason.replace(str(root), f"{root.name}/")
 
 
 VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
@@ -82,6 +94,14 @@ def summary_markdown(verdicts: dict) -> str:
     """The chapter summary's verdict list: one bullet per claim with its mark and the paper's wording."""
     return "\n".join(f"- Claim {number} ({VERDICT_MARKS.get(v.status, v.status)}): {CLAIMS[number]}"
                      for number, v in sorted(verdicts.items()))
+
+
+def profiles_markdown() -> str:
+    """The profiles (`config.PROFILES`) as a Markdown table: name, what a run is, seeds, Sec. 5 L2."""
+    rows = ["| profile | what it runs | seeds | Sec. 5 L2 |", "|---|---|---|---|"]
+    for name, profile in PROFILES.items():
+        rows.append(f"| `{name}` | {profile.description} | {profile.seeds} | {format_strength(profile.section5_l2)} |")
+    return "\n".join(rows)
 
 
 def provenance_note(chapter, records: list[dict] | None = None) -> None:
@@ -239,7 +259,7 @@ def threshold_sensitivity(frame: pd.DataFrame, marked: float = GAMMA_THRESHOLD, 
     ax.set_ylim(bottom=0)
     ax.set_xlabel("threshold on |γ| (log scale)")
     ax.set_ylabel("% conv features with |γ| below threshold")
-    ax.set_title(title or "Dead features stay dead over three decades of threshold")
+    ax.set_title(title or "% of features below each |γ| threshold")
     ax.legend(title="run", fontsize="small")
     return fig
 
@@ -265,7 +285,7 @@ def layerwise_sparsity(frame: pd.DataFrame, value: str = "percent", hue: str = "
         if ax is not axes[0][-1] and ax.get_legend() is not None:
             ax.get_legend().remove()
     axes[0][-1].legend(title=hue, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.suptitle(title or "Adam+L2 kills late-layer filters; SGD kills early ones")
+    fig.suptitle(title or "% of features inactive per layer")
     fig.tight_layout()
     return fig
 
@@ -348,15 +368,234 @@ def weight_trajectories(frame: pd.DataFrame, title: str | None = None, lr: float
         ax.set_title(scenario, fontsize="medium")
         if ax is not axes[0][-1] and ax.get_legend() is not None:
             ax.get_legend().remove()
-    fig.suptitle(title or "L2 inside Adam pulls a weight down by about lr per step")
+    fig.suptitle(title or "One weight under each optimizer and regularizer")
     fig.tight_layout()
     return fig
 
 
-# ==================================================== chapters 3-4 (helper A's section; append below)
+# ------------------------------------------------------------ chapters 3-4
 
 
-# ==================================================== chapters 5-7 (helper B's section; append below)
+def first_seed_by_setting(records: list[dict]) -> dict[str, dict]:
+    """One record per setting, the first seed met, keyed by `setting_label` (for figures that draw one
+    run per setting, such as `bn_distribution_evolution` and `universality_histograms`)."""
+    found: dict[str, dict] = {}
+    for record in records:
+        found.setdefault(setting_label(record["config"]), record)
+    return found
 
 
-# ==================================================== chapters 8-10 (helper C's section; append below)
+def claim_title(text: str, verdict) -> str:
+    """A neutral figure title followed by the verdict computed for it: 'text (claim 5 holds)'. Plain words,
+    no emoji mark: matplotlib's default font has no glyph for them."""
+    return f"{text} (claim {verdict.claim} {verdict.status})"
+
+
+# ------------------------------------------------------------ chapters 5-7
+
+
+def clutter_examples(chapter, levels, count: int = 8, title: str | None = None):
+    """The first `count` synthetic test images at each clutter level (rows), at the size the chapter's
+    networks see (Sec. 4.2's clean vs cluttered backgrounds). Returns the Figure."""
+    config = chapter.config(dataset="synthetic")
+    size = config.image_size or 32
+    fig, axes = plt.subplots(len(levels), count, figsize=(count, 1.15 * len(levels)), squeeze=False)
+    for row, level in zip(axes, levels):
+        images = load_dataset("synthetic", split="test", image_size=size, subset=count, clutter=float(level),
+                                num_classes=config.num_classes or 10)
+        for ax, image in zip(row, images.images):
+            ax.imshow(image.permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+        row[0].set_ylabel(f"clutter {float(level):g}", rotation=0, ha="right", va="center")
+    fig.suptitle(title or f"Synthetic test images per clutter level ({size}x{size} pixels)")
+    return fig
+
+
+def _group_estimates(groups, key: str) -> tuple[list[float], list[float]]:
+    """Per (label, records): mean and std (0 for one seed) of record['final'][key]."""
+    values = [[r["final"][key] for r in records] for _, records in groups]
+    return ([float(np.mean(v)) for v in values],
+            [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values])
+
+
+def sparsity_and_error(groups, table: pd.DataFrame | None = None, xlabel: str = "setting",
+                       title: str | None = None, ordered: bool = True):
+    """Two panels per setting of `groups` ((label, records of its seeds), in order): % features with
+    |γ| < 1e-3 (left) and test error in % (right), ours as the seed mean with ± one std, the paper's
+    numbers (`table`'s '%γ paper' / 'err paper' columns, e.g. from `tables.trend_table`) as grey
+    squares where it has them. `ordered`: join our points with a line (an ordered setting, such as the
+    batch size). Returns the Figure."""
+    labels = [label for label, _ in groups]
+    x = np.arange(len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.3 * len(labels) + 4), 3.8))
+    for ax, key, column, ylabel in ((axes[0], "sparsity_gamma", "%γ paper", f"% features with {GAMMA_RULE}"),
+                                    (axes[1], "test_err", "err paper", "test error (%)")):
+        means, stds = _group_estimates(groups, key)
+        ax.errorbar(x, means, yerr=stds, marker="o", capsize=3, linestyle="-" if ordered else "none",
+                    color="C0", label="ours (mean ± std over seeds)")
+        if table is not None and column in table:
+            paper = pd.to_numeric(table[column].reindex(labels), errors="coerce").to_numpy(dtype=float)
+            if np.isfinite(paper).any():
+                ax.scatter(x, paper, marker="s", color="grey", zorder=3, label="paper")
+        ax.set_xticks(x, labels, rotation=20 if max(map(len, labels)) > 8 else 0)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0, top=103 if key == "sparsity_gamma" else None)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(title or "Sparsity and test error per setting")
+    fig.tight_layout()
+    return fig
+
+
+def layers_by_group_figure(groups, title: str | None = None):
+    """Grouped bars of % features with |γ| < 1e-3 per conv layer, one bar per (label, records) of
+    `groups` (mean over seeds). Returns the Figure."""
+    rows = [{"setting": label, "layer": layer["layer"], "percent": 100.0 * layer["inactive_gamma"] / layer["features"]}
+            for label, records in groups for record in records for layer in record["final"]["layers"]]
+    frame = pd.DataFrame(rows).groupby(["setting", "layer"], sort=False, as_index=False)["percent"].mean()
+    return layerwise_sparsity(frame, value="percent", hue="setting", col=None,
+                              title=title or "Layer-wise sparsity per setting")
+
+
+def universality_by_group(groups, layers=("C4", "C5", "C6", "C7"), title: str | None = None):
+    """Box plots of the universality (% of training images a feature fires on; Sec. 3) of the
+    surviving (|γ| >= 1e-3) features of `layers`, one box per (label, records) of `groups`, all seeds
+    pooled. Returns the Figure."""
+    frame = universality_frame([(label, r) for label, records in groups for r in records], layers)
+    frame = frame[~frame["dead"]]
+    fig, ax = plt.subplots()
+    sns.boxplot(data=frame, x="layer", y="universality", hue="setting", order=list(layers),
+                hue_order=[label for label, _ in groups], fliersize=2, ax=ax)
+    ax.set_xlabel("conv layer (surviving features only)")
+    ax.set_ylabel("universality (% of training images)")
+    ax.set_ylim(-3, 103)
+    ax.set_title(title or "Universality of the surviving late-layer features")
+    ax.legend(title=None, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def absent_markdown(reasons: dict[str, str], chapter: int) -> str:
+    """A MyST note listing the datasets not compared (name -> why) and how to re-run the chapter."""
+    if not reasons:
+        return "All of the datasets above are present and compared."
+    items = "\n".join(f"- **{name}**: {why}" for name, why in reasons.items())
+    return (f":::{{note}}\nNot compared in this execution:\n\n{items}\n\nPut the datasets in the data folder "
+            f"(see *Reproduce it*) and re-run: `python -m sparsity_lib book --chapter {chapter}`.\n:::")
+
+
+def show_absent(reasons: dict[str, str], chapter: int) -> None:
+    """Display `absent_markdown(reasons, chapter)`."""
+    from IPython.display import Markdown, display
+    display(Markdown(absent_markdown(reasons, chapter)))
+
+
+# ------------------------------------------------------------ chapters 8-10
+def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
+    """A note saying plainly that nothing of `label` (e.g. 'TinyImageNet') ran in this execution, what
+    is missing (`reasons`), and the command that trains it once it is there (chapter 8)."""
+    items = "\n".join(f"- {reason}" for reason in reasons)
+    name = label.lower()
+    return (f":::{{note}}\n**Nothing ran on {label} in this execution**, and no matching {label} run is "
+            f"stored: every '{label}' number on this page is the paper's. Missing:\n\n{items}\n\n"
+            f"With a CUDA GPU and the data, this trains the runs and shows them:\n\n"
+            f"`python -m sparsity_lib book --chapter {chapter} --profile paper -p device cuda "
+            f"-p {name}_root /path/to/{name}`\n\n(`--profile cpu` instead of `paper` for runs of minutes.)\n:::")
+
+
+def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
+    """Display `missing_markdown`."""
+    from IPython.display import Markdown, display
+    display(Markdown(missing_markdown(label, reasons, chapter)))
+
+
+def sparsity_vs_batch(points: pd.DataFrame, title: str | None = None):
+    """% features with |γ| < 1e-3 against mini-batch size (log x), one line per source (paper or ours,
+    per dataset); several runs at one batch are drawn as their mean. `points`: `tables.batch_points`."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    sns.lineplot(data=points, x="batch", y="sparsity", hue="source", style="source", markers=True, dashes=False,
+                 errorbar=None, ax=ax)
+    ax.set_xscale("log")
+    ticks = sorted(points["batch"].unique())
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("mini-batch size (images, log scale)")
+    ax.set_ylabel(MEASURE_LABELS["sparsity_gamma"])
+    ax.set_title(title or "Sparsity against mini-batch size (Adam), per dataset")
+    ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def macs_per_layer(layers: pd.DataFrame, title: str | None = None):
+    """Multiply-accumulates per image of each conv layer, dense vs pruned; `layers`: `tables.pruned_layers`."""
+    rows = layers[[name.startswith("C") for name in layers.index]]
+    frame = rows.reset_index().melt(id_vars="layer", value_vars=["MACs", "MACs kept"], var_name="network",
+                                    value_name="macs")
+    frame["network"] = frame["network"].map({"MACs": "dense", "MACs kept": "pruned"})
+    fig, ax = plt.subplots()
+    sns.barplot(data=frame, x="layer", y="macs", hue="network", ax=ax)
+    ax.set_xlabel("conv layer")
+    ax.set_ylabel("multiply-accumulates per image")
+    ax.set_title(title or "MACs per layer, dense and with dead features removed")
+    return fig
+
+
+def layer_pruning(frame: pd.DataFrame, title: str | None = None):
+    """% of each conv layer's features removed, one line per setting, solid for ours and dashed for the
+    paper; several records of a setting are drawn as their mean. `frame`: `tables.pruned_layer_frame`."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    order = sorted(frame["layer"].unique(), key=lambda name: int(name[1:]))
+    shown = frame.assign(position=frame["layer"].map({name: i for i, name in enumerate(order)}))
+    sns.lineplot(data=shown, x="position", y="removed", hue="setting", style="source", markers=True,
+                 errorbar=None, ax=ax, style_order=[s for s in ("ours", "paper") if s in set(frame["source"])])
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("conv layer")
+    ax.set_ylabel("% of the layer's features removed")
+    ax.set_title(title or "Features removed per layer")
+    ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def speedup(latencies: pd.DataFrame, title: str | None = None):
+    """Measured speed-up (dense time / pruned time) next to the MAC cut (dense MACs / pruned MACs) per
+    network and batch; `latencies`: `costs.latency_table`. The grey line marks no change."""
+    frame = latencies.assign(case=[f"{m}, batch {b}" for m, b in zip(latencies["model"], latencies["batch"])])
+    long = frame.melt(id_vars="case", value_vars=["speed-up", "MAC cut"], var_name="ratio", value_name="factor")
+    fig, ax = plt.subplots()
+    sns.barplot(data=long, y="case", x="factor", hue="ratio", ax=ax, orient="h")
+    ax.axvline(1, color="grey", linewidth=1)
+    ax.set_xlabel("factor (dense / pruned)")
+    ax.set_ylabel("")
+    ax.set_title(title or "Measured speed-up and MAC reduction of the pruned networks")
+    return fig
+
+
+def removed_vs_error(points: pd.DataFrame, title: str | None = None):
+    """Test error after pruning (and any fine-tuning) against % conv features removed, one marker per
+    pruned record, colour = setting; `points`: `tables.summary_points`."""
+    fig, ax = plt.subplots()
+    sns.scatterplot(data=points, x="removed", y="error", hue="setting", style="setting", s=80, ax=ax)
+    ax.set_xlim(-3, 103)
+    ax.set_xlabel("% of conv features removed")
+    ax.set_ylabel("test error after pruning (%)")
+    ax.set_title(title or "Features removed and test error, per pruned network")
+    ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def filter_norm_histogram(frame: pd.DataFrame, threshold: float | None = None, title: str | None = None):
+    """Histogram of log10(filter norm / largest in its layer) per run (% of each run's filters), with the
+    pruning threshold as a dashed line; `frame`: `tables.filter_norm_frame`."""
+    fig, ax = plt.subplots()
+    sns.histplot(data=frame, x="log10 norm", hue="run", element="step", bins=40, common_norm=False,
+                 stat="percent", ax=ax)
+    if threshold is not None:
+        ax.axvline(np.log10(threshold), color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("log10 (filter norm / largest filter norm in its layer)")
+    ax.set_ylabel("% of the run's filters")
+    ax.set_title(title or "Relative conv filter norms per run")
+    return fig
+
+

@@ -13,14 +13,14 @@ from torch import nn
 
 from .data import make_loader
 from .finetune import fine_tune
-from .prune import dead_masks, prune_with_report
+from .prune import PruneReport, dead_masks, prune_inactive, prune_with_report
 from .runner import run_or_load
 from .selection import l1l2_masks, li_masks, slimming_masks
 from .store import RunStore
 from .train import evaluate, load_model, load_splits, pick_device
 from .validation import check_choice
 
-__all__ = ["METHODS", "method_masks", "prune_or_load"]
+__all__ = ["METHODS", "dense_and_pruned", "method_masks", "prune_or_load", "stored_model"]
 
 
 METHODS = ("implicit", "slimming", "li", "l1l2")
@@ -90,3 +90,19 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
 
     return run_or_load(config, store=pruned_store, data_root=data_root, device=device, profile=profile,
                        progress=progress, fresh=fresh, train_fn=prune_and_tune)
+
+
+def stored_model(record: dict, store=None, device: str = "cpu") -> nn.Module:
+    """The trained network of a stored run record (`store`: a RunStore, a folder, or None for results/)."""
+    store = store if isinstance(store, RunStore) else RunStore(store)
+    return load_model(record, store.weights_path(record["config_hash"]), device=device)
+
+
+def dense_and_pruned(record: dict, store=None, borders: str = "fold") -> tuple[nn.Module, nn.Module, PruneReport]:
+    """(trained network, the same with its dead features removed, the `PruneReport`) of a stored run:
+    the paper's implicit pruning (|gamma| < 1e-3, Sec. 5.2), on the CPU, costs counted at the run's
+    image size. No test set is evaluated (`prune_or_load` records the errors)."""
+    dense = stored_model(record, store)
+    side = record["provenance"]["image_size"]
+    pruned, report = prune_inactive(dense, input_shape=(1, 3, side, side), borders=borders)
+    return dense, pruned, report

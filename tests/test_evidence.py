@@ -1,7 +1,7 @@
 """Tests of sparsity_lib.evidence: which runs feed which claim, on a fake store."""
 import pytest
 
-from sparsity_lib import Chapter, evidence
+from sparsity_lib import Chapter, config_hash, evidence
 from sparsity_lib.claims import HOLDS, NOT_TESTED
 
 LAYERS = [f"C{i}" for i in range(1, 8)]
@@ -82,3 +82,15 @@ def test_chapter_files_are_the_chapter_notebooks():
     assert all((ROOT / "notebooks" / name).is_file() and name.startswith(f"{number:02d}_")
                for number, name in files.items())
     assert set(evidence.CHAPTER_OF_CLAIM.values()) <= set(files)
+
+
+def test_training_the_book_asks_every_seed_of_the_verdict_runs_and_seed_0_of_the_illustrations(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(Chapter, "runs", lambda self, variants, progress=True: asked.append((self.seed_list, variants)))
+    ch = Chapter(profile="cpu", dataset="synthetic", store=str(tmp_path))
+    evidence.train_book_runs(ch)
+    (verdict_seeds, verdict_runs), (extra_seeds, extra_runs) = asked
+    assert verdict_seeds == [0, 1, 2] and verdict_runs == evidence.all_variants(ch) and len(verdict_runs) == 21
+    assert extra_seeds == [0] and extra_runs == evidence.extra_variants(ch) and len(extra_runs) == 8
+    judged = {config_hash(ch.config(**fields)) for fields in verdict_runs}
+    assert not judged & {config_hash(ch.config(**fields)) for fields in extra_runs}

@@ -23,7 +23,7 @@ from sparsity_lib import RunStore
 from sparsity_lib.book import ROOT, execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-BOOK_PAGES = ("_config.yml", "reproduce.md", "docs/paper_tables.md", "docs/calibration.md",
+BOOK_PAGES = ("_config.yml", "_static/wrap.css", "reproduce.md", "docs/paper_tables.md", "docs/calibration.md",
               "sparsity_lib/paper_tables.md")  # docs/paper_tables.md includes the package's copy
 # Text in a stderr stream that means something went wrong (tqdm bars on stderr are fine).
 BAD_STDERR = re.compile(r"Traceback|Warning|Error|Exception")

@@ -84,6 +84,7 @@ def test_zeroed_test_errors_reproduces_the_recorded_errors(tiny_config, tmp_path
     assert list(table.index) == ["as stored", "|γ| < 0.001 zeroed", "|γ| < 10 zeroed"]
     assert table.loc["as stored", "test error"] == pytest.approx(record["final"]["test_err"], abs=1e-6)
     assert table.loc["|γ| < 0.001 zeroed", "test error"] == pytest.approx(record["final"]["test_err_zeroed"], abs=1e-6)
-    assert table.loc["|γ| < 10 zeroed", "features zeroed"] == sum(layer["features"] for layer in record["final"]["layers"])
+    everything = sum(layer["features"] for layer in record["final"]["layers"])
+    assert table.loc["|γ| < 10 zeroed", "features zeroed"] == everything
     with pytest.raises(ValueError):
         train_module.zeroed_test_errors(record, tmp_path / "missing.pt", data_root=tmp_path)

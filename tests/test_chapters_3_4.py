@@ -1,0 +1,118 @@
+"""Tests of helper functions behind chapters 3 and 4: Table 2 transposed, BN and universality tables,
+Fig. 4 frames and tables, claim 7's settings, and the run lists of claims 5-6."""
+import math
+
+import pytest
+
+from sparsity_lib import Chapter, evidence, frames, plots, tables
+from sparsity_lib.claims import HOLDS, Verdict
+
+LAYERS = [f"C{i}" for i in range(1, 8)]
+
+
+def record(optimizer, l2, wd, seed, dead, gamma_dead=None, beta=0.0, universality=50.0, err=20.0):
+    """A record of 10 features per layer, `dead[layer]` of them inactive (γ = 0)."""
+    config = {"optimizer": optimizer, "l2": l2, "wd": wd, "seed": seed}
+    layers = [{"layer": n, "features": 10, "inactive_gamma": dead.get(n, 0), "inactive_act": 0} for n in LAYERS]
+    bn = {n: {"gamma": [0.0] * dead.get(n, 0) + [1.0] * (10 - dead.get(n, 0)), "beta": [beta] * 10} for n in LAYERS}
+    return {"config": config, "final": {"layers": layers, "sparsity_gamma": 10.0 * sum(dead.values()) / 7,
+                                        "test_err": err},
+            "bn": bn, "universality": {n: [universality] * 10 for n in LAYERS}}
+
+
+def test_table2_has_layers_as_rows_and_paper_and_ours_columns_per_setting():
+    records = [record("adam", 1e-4, 0.0, 0, {"C6": 8}), record("adam", 1e-4, 0.0, 1, {"C6": 6}),
+               record("adam", 0.0, 1e-4, 0, {}), record("sgd", 1e-3, 0.0, 0, {"C1": 9})]
+    table = tables.table2(records, "synthetic", "adam")
+    assert list(table.index) == tables.LAYER_ROWS == LAYERS + ["all", "err"]
+    assert list(table.columns) == ["L2 1e-4 paper", "L2 1e-4 ours", "WD 1e-4 paper", "WD 1e-4 ours"]
+    assert table.loc["C6", "L2 1e-4 ours"] == "70.0±14.1" and table.loc["C1", "L2 1e-4 ours"] == "0.0±0.0"
+    assert table.loc["C6", "L2 1e-4 paper"] == 96.0 and table.loc["all", "L2 1e-4 paper"] == 70.0  # CIFAR-10
+    assert table.loc["err", "WD 1e-4 paper"] == 11.2
+    assert tables.table2(records, "cifar100", "adam").loc["C6", "L2 1e-4 paper"] == 67.0
+    assert list(tables.table2(records, "synthetic", "sgd").columns) == ["L2 1e-3 paper", "L2 1e-3 ours"]
+    assert len(tables.table2(records).columns) == 6  # every setting, labelled with its optimizer
+
+
+def test_table2_shows_nan_for_settings_the_paper_did_not_run():
+    table = tables.table2([record("adam", 0.0, 0.0, 0, {})], "synthetic", "adam")
+    assert math.isnan(table.loc["C1", "L2 0 paper"])
+
+
+def test_table2_long_gives_paper_and_seed_mean_rows_for_the_figure():
+    records = [record("sgd", 1e-3, 0.0, 0, {"C1": 9}), record("sgd", 1e-3, 0.0, 1, {"C1": 7}),
+               record("adam", 0.0, 0.0, 0, {})]
+    frame = tables.table2_long(records)
+    ours = frame[(frame.source == "ours") & (frame.setting == "SGD L2 1e-3")].set_index("layer")["percent"]
+    assert ours["C1"] == 80.0
+    paper = frame[frame.source == "paper"]
+    assert set(paper["setting"]) == {"SGD L2 1e-3"} and len(paper) == 7  # Adam L2 0 has no paper row
+    assert list(dict.fromkeys(frame["source"])) == ["paper", "ours"]
+    assert plots.layerwise_sparsity(frame, title="t") is not None
+
+
+def test_bn_table_reports_dead_share_and_the_sign_of_living_betas():
+    records = [record("adam", 1e-3, 0.0, 0, {"C6": 5}, beta=-0.2), record("adam", 1e-3, 0.0, 1, {"C6": 5}, beta=-0.4),
+               record("sgd", 1e-3, 0.0, 0, {"C6": 10}, beta=0.1)]
+    table = tables.bn_table(records, "C6")
+    assert list(table.columns) == ["% dead", "% live β<0", "mean live β", "seeds"]
+    assert table.loc["Adam L2 1e-3", "% dead"] == "50±0" and table.loc["Adam L2 1e-3", "% live β<0"] == "100±0"
+    assert table.loc["Adam L2 1e-3", "mean live β"] == "-0.30±0.14" and table.loc["Adam L2 1e-3", "seeds"] == 2
+    assert table.loc["SGD L2 1e-3", "% live β<0"] == "–"  # no living feature
+
+
+def test_universality_table_averages_living_features_per_layer():
+    records = [record("adam", 1e-3, 0.0, 0, {"C7": 10}, universality=30.0), record("sgd", 1e-3, 0.0, 0, {})]
+    table = tables.universality_table(records, ["C6", "C7"])
+    assert list(table.columns) == ["C6", "C7", "seeds"]
+    assert table.loc["Adam L2 1e-3", "C6"] == "30.0" and table.loc["Adam L2 1e-3", "C7"] == "–"
+    assert table.loc["SGD L2 1e-3", "C7"] == "50.0"
+
+
+def test_first_seed_by_setting_and_claim_title():
+    records = [record("adam", 1e-3, 0.0, s, {}) for s in (0, 1)] + [record("sgd", 1e-3, 0.0, 0, {})]
+    found = plots.first_seed_by_setting(records)
+    assert list(found) == ["Adam L2 1e-3", "SGD L2 1e-3"] and found["Adam L2 1e-3"]["config"]["seed"] == 0
+    assert plots.claim_title("Layers", Verdict(5, HOLDS, "x")) == "Layers (claim 5 holds)"
+
+
+def test_closed_form_table_gives_half_lives():
+    table = tables.closed_form_table(1e-4, lr=1e-3, sgd_lr=0.1, momentum=0.9)
+    assert table.loc["Adam + L2", "steps to halve"] == pytest.approx(500)
+    assert table.loc["Adam + WD (paper)", "steps to halve"] == pytest.approx(math.log(2) / 1e-4, rel=1e-3)
+    assert table.loc["SGD + L2", "steps to halve"] == pytest.approx(math.log(2) / 1e-4)
+
+
+def test_fig4_frame_and_trajectory_table():
+    frame = frames.fig4_frame(1e-4, steps=1500, rare_every=250, rare_value=-1e-2)
+    assert list(dict.fromkeys(frame.scenario)) == list(frames.FIG4_SCENARIOS)
+    assert list(dict.fromkeys(frame.setting)) == ["Adam + L2 1e-4", "Adam + WD 1e-4", "SGD + L2 1e-4",
+                                                  "AMSGrad + L2 1e-4"]
+    table = tables.trajectory_table(frame)
+    assert list(table.columns) == ["to 10%, none", "θ end, none", "to 10%, rare", "θ end, rare"]
+    assert table.loc["Adam + WD 1e-4", "to 10%, none"] == "never"
+    assert 900 < int(table.loc["Adam + L2 1e-4", "to 10%, none"]) < 1300  # about 1/lr steps
+    assert frames.fig4_settings(1e-4, lr=1e-4)["SGD + L2 1e-4"] == {"optimizer": "sgd", "l2": 1e-4}
+
+
+def test_strength_sweep_shows_lambda_dropping_out_of_adam_l2():
+    frame = frames.strength_sweep_frame([1e-5, 1e-3], steps=1500)
+    table = tables.strength_sweep_table(frame)
+    assert list(table.index) == ["Adam + L2", "Adam + WD"]
+    assert list(table.columns) == ["to 10%, λ 1e-5", "to 10%, λ 1e-3", "max gap"]
+    assert table.loc["Adam + L2", "max gap"] < 0.01 < table.loc["Adam + WD", "max gap"]
+
+
+def test_claim7_settings_default_to_the_books_and_claim_7_takes_none():
+    assert evidence.claim7_settings() == evidence.CLAIM7_DEFAULTS == {"lr": 1e-3, "l2": 1e-4, "steps": 3000}
+    assert evidence.claim7_settings(l2=1e-3)["l2"] == 1e-3
+    assert evidence.claim_7().status == HOLDS and evidence.claim_7(l2=1e-5, steps=2000).status == HOLDS
+
+
+def test_chapter_3_runs_are_among_the_books_runs(tmp_path):
+    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path))
+    book = [chapter.config(**fields) for fields in evidence.all_variants(chapter)]
+    for fields in evidence.table2_variants() + evidence.layer_pair_variants():
+        assert chapter.config(**fields) in book, fields
+    assert evidence.layer_pair_variants() == [{"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-3}]
+    assert evidence.layer_pair_variants(5e-4)[1] == {"optimizer": "adam", "l2": 5e-4}
