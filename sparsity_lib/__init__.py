@@ -1,9 +1,9 @@
 """sparsity_lib: the helper library behind the implicit filter sparsity book.
 
 Public names are stable: notebooks and tests import them from here. Modules, from the leaves up:
-validation; models, data, optim; regularizers, selection, sparsity; config; store; records, train;
+validation, labels; models, data, optim; regularizers, selection, sparsity; config; store; records, train;
 runner; fused_groups, fused_net, fused_optim, fused; cluster; dispatch; chapter; costs, prune, finetune,
-pruned_runs; frames, claims, evidence, paper; plots, widgets; book; cli.
+pruned_runs; frames, claims, evidence, paper; plots, tables, widgets; book; cli.
 """
 from .chapter import Chapter, MissingRuns
 from .cluster import SweepFailed, run_sweep, sweep_records

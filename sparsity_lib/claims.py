@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .labels import setting_label
 from .sparsity import GAMMA_THRESHOLD
 
 __all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIMS", "COMPARABLE_ERROR", "FAILS", "HOLDS", "MIN_EFFECT", "NOISE_Z",
@@ -118,9 +119,8 @@ class Setting:
 
     @property
     def label(self) -> str:
-        reg = f"WD {self.config['wd']:g}" if self.config["wd"] else f"L2 {self.config['l2']:g}" \
-            if self.config["l2"] else "no reg"
-        return f"{self.config['optimizer']} {reg}"
+        """'Adam L2 1e-3', 'SGD WD 1e-3', 'Adam L2 0' (`labels.setting_label`)."""
+        return setting_label(self.config)
 
 
 def settings(records: Sequence[dict], measure: str = "sparsity_gamma") -> list[Setting]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .labels import OPTIMIZER_NAMES, format_strength
 from .optim import simulate_weight
 from .sparsity import GAMMA_THRESHOLD
 
@@ -113,22 +114,15 @@ def trajectory_frame(settings: dict, scenarios: dict | None = None, steps: int =
 
 # ------------------------------------------------------------------- Fig. 4 (Sec. 3), chapter 4
 FIG4_SCENARIOS = ("no task gradient", "rare task gradient")
-_NAMES = {"adam": "Adam", "sgd": "SGD", "amsgrad": "AMSGrad"}
-
-
-def _strength(value: float) -> str:
-    """'1e-4' for 0.0001 (the paper's way of writing lambda; plots.format_strength sits above this module)."""
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def fig4_settings(strength: float, lr: float | None = None) -> dict:
     """The four update rules of the paper's Fig. 4 at strength λ = `strength`: label -> simulate_weight
     keywords (Adam + L2, Adam + WD, SGD + L2, AMSGrad + L2; `lr` for Adam and AMSGrad, None: their
     paper lr; SGD always at its paper lr)."""
-    lam = _strength(strength)
+    lam = format_strength(strength)
     rules = [("adam", "L2"), ("adam", "WD"), ("sgd", "L2"), ("amsgrad", "L2")]
-    return {f"{_NAMES[name]} + {kind} {lam}": {"optimizer": name, "l2" if kind == "L2" else "wd": strength,
+    return {f"{OPTIMIZER_NAMES[name]} + {kind} {lam}": {"optimizer": name, "l2" if kind == "L2" else "wd": strength,
                                                **({"lr": lr} if lr is not None and name != "sgd" else {})}
             for name, kind in rules}
 
@@ -143,12 +137,12 @@ def fig4_frame(strength: float, steps: int, rare_every: int, rare_value: float, 
 def strength_sweep_frame(strengths, steps: int, optimizer: str = "adam", lr: float | None = None):
     """`trajectory_frame` with no task gradient of `optimizer` + L2 and + WD at each λ in `strengths`,
     plus the columns rule ('Adam + L2' | 'Adam + WD') and strength (λ)."""
-    name = _NAMES.get(optimizer, optimizer)
+    name = OPTIMIZER_NAMES.get(optimizer, optimizer)
     extra = {} if lr is None else {"lr": lr}
     settings, meta = {}, {}
     for kind, key in (("L2", "l2"), ("WD", "wd")):
         for value in strengths:
-            label = f"{name} + {kind} {_strength(value)}"
+            label = f"{name} + {kind} {format_strength(value)}"
             settings[label] = {"optimizer": optimizer, key: float(value), **extra}
             meta[label] = (f"{name} + {kind}", float(value))
     frame = trajectory_frame(settings, steps=steps)

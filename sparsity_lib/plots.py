@@ -13,6 +13,7 @@ from .claims import CLAIMS
 from .config import PROFILES
 from .data import load_dataset
 from .frames import snapshot_frame, universality_frame
+from .labels import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
 from .sparsity import GAMMA_THRESHOLD
 from .store import resolve_data_root
 
@@ -133,18 +134,8 @@ def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
 
 
 # ------------------------------------------------------------------------------------ labels
-OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "amsgrad": "AMSGrad", "adamax": "Adamax",
-                   "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSProp"}
 # One colour per optimizer in every figure of the book.
 OPTIMIZER_COLORS = dict(zip(OPTIMIZER_NAMES, sns.color_palette("deep", len(OPTIMIZER_NAMES))))
-
-
-def format_strength(value: float) -> str:
-    """'1e-3' for 0.001, '2e-4' for 0.0002, '0' for 0 (the paper's way of writing lambda)."""
-    if value == 0:
-        return "0"
-    mantissa, exponent = f"{value:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 GAMMA_RULE = f"|γ| < {format_strength(GAMMA_THRESHOLD)}"  # "|γ| < 1e-3", the paper's inactivity rule
@@ -152,20 +143,6 @@ MEASURE_LABELS = {"sparsity_gamma": f"% features inactive by {GAMMA_RULE}",
                   "sparsity_act": "% features inactive by activation",
                   "percent_gamma": f"% features inactive by {GAMMA_RULE}",
                   "percent_act": "% features inactive by activation"}
-
-
-def setting_label(config: dict) -> str:
-    """'Adam L2 1e-3', 'SGD WD 1e-3', 'Adam L2 0' for a record's config dict (optimizer, l2, wd)."""
-    name = OPTIMIZER_NAMES.get(config["optimizer"], config["optimizer"])
-    regularizer, strength = regularizer_of(config.get("l2", 0.0), config.get("wd", 0.0))
-    return f"{name} {regularizer} {format_strength(strength)}"
-
-
-def regularizer_of(l2: float, wd: float) -> tuple[str, float]:
-    """('L2', l2) when there is no weight decay, ('WD', wd) when L2 is off, ('L2+WD', wd) for both."""
-    if not wd:
-        return "L2", float(l2)
-    return ("WD", float(wd)) if not l2 else ("L2+WD", float(wd))
 
 
 def with_regularizer(frame: pd.DataFrame) -> pd.DataFrame:

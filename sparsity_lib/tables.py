@@ -16,9 +16,9 @@ import torch
 
 from . import paper
 from .claims import Estimate, Setting, settings, steps_to_fraction
+from .labels import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
 from .models import BasicNet, conv_bn_layers
 from .optim import DEFAULT_LR, adagrad_steps_to_threshold, simulate_weight
-from .plots import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
 from .regularizers import filter_norms, layer_l1l2
 from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD
 

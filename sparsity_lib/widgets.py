@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 
 from . import plots
 from .frames import trajectory_frame
+from .labels import OPTIMIZER_NAMES, format_strength
 from .optim import DEFAULT_LR, OPTIMIZERS
 
 __all__ = ["STEPS", "explorer_figure", "explorer_settings", "weight_explorer"]
@@ -25,8 +26,8 @@ def explorer_settings(optimizer: str = "adam", lr: float | None = None, strength
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
     lr = DEFAULT_LR[optimizer] if lr is None else lr
-    name = plots.OPTIMIZER_NAMES[optimizer]
-    lam = plots.format_strength(strength)
+    name = OPTIMIZER_NAMES[optimizer]
+    lam = format_strength(strength)
     return {f"{name} + L2 {lam}": dict(optimizer=optimizer, lr=lr, l2=strength),
             f"{name} + WD {lam}": dict(optimizer=optimizer, lr=lr, wd=strength)}
 
@@ -40,7 +41,7 @@ def explorer_figure(optimizer: str = "adam", lr: float | None = None, strength: 
                 else f"task gradient {grad_value:g} every {grad_every} steps")
     frame = trajectory_frame(explorer_settings(optimizer, lr, strength),
                              {scenario: dict(grad_every=grad_every, grad_value=grad_value)}, steps=steps)
-    title = f"{plots.OPTIMIZER_NAMES[optimizer]}, lr {plots.format_strength(lr)}: L2 vs weight decay"
+    title = f"{OPTIMIZER_NAMES[optimizer]}, lr {format_strength(lr)}: L2 vs weight decay"
     return plots.weight_trajectories(frame, title=title, lr=lr if optimizer != "sgd" else None)
 
 
@@ -56,7 +57,7 @@ def weight_explorer(steps: int = STEPS):
     from IPython.display import display
 
     controls = {
-        "optimizer": w.Dropdown(options=[(plots.OPTIMIZER_NAMES[o], o) for o in OPTIMIZERS], value="adam",
+        "optimizer": w.Dropdown(options=[(OPTIMIZER_NAMES[o], o) for o in OPTIMIZERS], value="adam",
                                 description="optimizer"),
         "lr": w.FloatLogSlider(value=1e-3, base=10, min=-5, max=0, step=0.25, description="lr",
                                readout_format=".0e"),
