@@ -83,12 +83,15 @@ class Chapter:
 
     def stored_runs(self, variants: list[dict]) -> list[dict]:
         """Like `runs`, but never trains: raises MissingRuns naming how many runs the store lacks."""
-        configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
-        records = [self.run_store.load(config_hash(config)) for config in configs]
-        missing = [config for config, record in zip(configs, records) if record is None]
+        asked = [(fields, self.config(seed=seed, **fields)) for fields in variants for seed in self.seed_list]
+        records = [self.run_store.load(config_hash(config)) for _, config in asked]
+        missing = [(fields, config) for (fields, config), record in zip(asked, records) if record is None]
         if missing:
-            raise MissingRuns(f"{len(missing)} of {len(configs)} runs not in the store "
-                              f"(first: {missing[0].label()}, seed {missing[0].seed})")
+            fields, config = missing[0]
+            shown = ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}"
+                              for key, value in fields.items())
+            raise MissingRuns(f"{len(missing)} of {len(asked)} runs not in the store "
+                              f"(first: {shown}, seed {config.seed})")
         return records
 
     def describe(self, records: list[dict] | None = None) -> str:

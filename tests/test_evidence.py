@@ -94,3 +94,18 @@ def test_training_the_book_asks_every_seed_of_the_verdict_runs_and_seed_0_of_the
     assert extra_seeds == [0] and extra_runs == evidence.extra_variants(ch) and len(extra_runs) == 8
     judged = {config_hash(ch.config(**fields)) for fields in verdict_runs}
     assert not judged & {config_hash(ch.config(**fields)) for fields in extra_runs}
+
+
+def test_a_claim_is_judged_when_its_runs_are_stored_though_another_claims_are_missing(chapter, monkeypatch):
+    from sparsity_lib import MissingRuns
+    judged_only_adam = chapter.stored_runs
+
+    def adam_only(variants):
+        if any(fields["optimizer"] != "adam" for fields in variants):
+            raise MissingRuns("1 of 2 runs not in the store (first: optimizer sgd, seed 1)")
+        return judged_only_adam(variants)
+    monkeypatch.setattr(chapter, "stored_runs", adam_only)
+    verdicts = evidence.claim_verdicts(chapter)
+    assert verdicts[1].status == HOLDS
+    assert verdicts[2].status == NOT_TESTED and "optimizer sgd" in verdicts[2].reason
+    assert verdicts[3].status == NOT_TESTED
