@@ -73,7 +73,8 @@ def verdict_markdown(verdict, where: str = "") -> str:
     lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}"]
     if verdict.numbers:
         lines.append("")
-        lines += [f"- {name}: {value}" for name, value in verdict.numbers.items()]
+        lines += [f"- {name}: {value:.3g}" if isinstance(value, float) else f"- {name}: {value}"
+                  for name, value in verdict.numbers.items()]
     return "\n".join(lines)
 
 

@@ -173,5 +173,6 @@ def test_verdict_markdown_states_mark_claim_reason_and_numbers():
     text = plots.verdict_markdown(Verdict(2, FAILS, "adagrad not sparser", {"adagrad": "0.0 vs 7.5"}), "profile cpu")
     assert text.startswith("**Claim 2: ❌ fails** (profile cpu)")
     assert CLAIMS[2] in text and "adagrad not sparser" in text and "- adagrad: 0.0 vs 7.5" in text
+    assert "- rate: 0.842" in plots.verdict_markdown(Verdict(7, HOLDS, "x", {"rate": 0.842072831145556}))
     summary = plots.summary_markdown({1: Verdict(1, HOLDS, "x"), 2: Verdict(2, FAILS, "y")})
     assert summary.splitlines() == [f"- Claim 1 (✅ holds): {CLAIMS[1]}", f"- Claim 2 (❌ fails): {CLAIMS[2]}"]
