@@ -92,7 +92,9 @@ def _check_type(name: str, value, default, chapter: str) -> None:
         if isinstance(default, kind):
             if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
                 shown = repr(default) if len(repr(default)) <= 60 else repr(default)[:57] + "..."
-                raise ValueError(f"-p {name}={value!r} is a {type(value).__name__}; allowed: {words} "
+                kind_name = type(value).__name__
+                article = "an" if kind_name[0] in "aeiou" else "a"
+                raise ValueError(f"-p {name}={value!r} is {article} {kind_name}; allowed: {words} "
                                  f"(the default of {chapter} is {shown})")
             return
 

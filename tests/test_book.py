@@ -115,9 +115,10 @@ def test_bad_parameters_fail_before_anything_runs(copy_of_book, extra, message):
 def test_parameters_go_only_to_chapters_that_declare_them():
     selected = chapters("2,5")
     base = {"profile": "cpu", "dataset": "auto", "fresh": False}
-    per_chapter = chapter_parameters(selected, base, {"l2": 1e-3, "seeds": 2})
-    assert [per_chapter[source] for source in selected] == [{**base, "seeds": 2}, {**base, "l2": 1e-3, "seeds": 2}]
-    assert per_chapter[selected[1]]["l2"] == 1e-3  # an int/float default of None accepts any literal
+    per_chapter = chapter_parameters(selected, base, {"clutter_levels": [0.0, 1.0], "seeds": 2})
+    assert [per_chapter[source] for source in selected] == [{**base, "seeds": 2},
+                                                            {**base, "clutter_levels": [0.0, 1.0], "seeds": 2}]
+    assert per_chapter[selected[1]]["clutter_levels"] == [0.0, 1.0]  # a default of None accepts any literal
 
 
 def test_another_profile_does_not_replace_the_committed_chapters(copy_of_book, monkeypatch, capsys):

@@ -116,9 +116,9 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path, capsys, no_training, arg
 
 @pytest.mark.parametrize("argv,expected", [
     (["book", "--chapter", "abc"], ["chapter='abc' not found", "chapters: 0, 1, 2, 3"]),
-    (["book", "--chapter", "2", "-p", "setings", "{}"], ["-p setings: no such parameter", "allowed: comparable_error"]),
-    (["book", "--chapter", "2", "-p", "l2_values", "[1e-3]"], ["-p l2_values=[0.001] is a list", "allowed: a dict"]),
-    (["book", "--chapter", "4", "-p", "steps", "1e3"], ["-p steps=1000.0 is a float", "allowed: an integer"]),
+    (["book", "--chapter", "2", "-p", "setings", "{}"], ["-p setings: no such parameter", "allowed: data_root"]),
+    (["book", "--chapter", "6", "-p", "batch_sizes", "40"], ["-p batch_sizes=40 is an int", "allowed: a list"]),
+    (["book", "--chapter", "4", "-p", "rare_every", "1e3"], ["-p rare_every=1000.0 is a float", "allowed: an integer"]),
     (["book", "--chapter", "2", "-p", "profile", "smoke"], ["-p profile: set it with --profile"]),
 ])
 def test_book_parameter_errors_are_one_line_and_exit_2(capsys, no_training, argv, expected):
