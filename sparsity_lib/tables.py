@@ -685,14 +685,14 @@ def penalty_scaling(conv: torch.nn.Conv2d, scales=(0.1, 1.0, 10.0)) -> pd.DataFr
     """How three filter penalties of one conv layer change when its weights are multiplied by a > 0
     (chapter 10): 'l1/l2' (‖n‖₁/‖n‖₂ of the filter norms n, `regularizers.layer_l1l2`), 'group lasso'
     (Σ_f ‖W_f‖₂), 'L1' (Σ|w|), and 'W·∇R', the inner product of the weights with the l1/l2 ratio's
-    gradient (0 for a scale-invariant penalty). One row per scale, index 'a'."""
+    gradient (0 for a scale-invariant penalty). One row per scale, index 'a' (the scale as text, e.g. "0.1")."""
     rows = []
     for scale in scales:
         scaled = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, bias=False)
         with torch.no_grad():
             scaled.weight.copy_(conv.weight * scale)
         layer_l1l2(scaled).backward()
-        rows.append({"a": scale, "l1/l2": float(layer_l1l2(scaled).detach()),
+        rows.append({"a": f"{scale:g}", "l1/l2": float(layer_l1l2(scaled).detach()),
                      "group lasso": float(filter_norms(scaled).sum().detach()),
                      "L1": float(scaled.weight.abs().sum().detach()),
                      "W·∇R": float((scaled.weight * scaled.weight.grad).sum().detach())})

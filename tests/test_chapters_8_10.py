@@ -136,7 +136,7 @@ def test_penalty_scaling_shows_the_ratio_is_scale_invariant():
     conv = conv_bn_layers(BasicNet(width=0.0625, first_width=8, image_size=16))[3][1]
     table = tables.penalty_scaling(conv)
     assert table["l1/l2"].max() - table["l1/l2"].min() < 1e-4
-    assert table.loc[10.0, "L1"] == pytest.approx(100 * table.loc[0.1, "L1"], rel=1e-4)
+    assert table.loc["10", "L1"] == pytest.approx(100 * table.loc["0.1", "L1"], rel=1e-4)
     assert table["W·∇R"].abs().max() < 1e-4
 
 
