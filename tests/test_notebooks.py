@@ -278,8 +278,10 @@ def exported_names() -> dict[str, set[str]]:
 
 def notebook_style_problems(notebook, exported: dict[str, set[str]]) -> list[str]:
     """Issue 13's rules for a chapter: no function or class definitions, no visible code cell over
-    MAX_VISIBLE_LINES lines, and only exported names imported from sparsity_lib."""
-    found = []
+    MAX_VISIBLE_LINES lines, only exported names imported from sparsity_lib, and no Markdown line
+    starting with '%' (MyST reads it as a comment and drops it from the page)."""
+    found = [f"markdown line {line!r} starts with '%' (a MyST comment)" for cell in notebook.cells
+             if cell.cell_type == "markdown" for line in cell.source.splitlines() if line.lstrip().startswith("%")]
     for index, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
         tags = set(cell.metadata.get("tags", []))
         if cell.get("id") == "colab-setup":
@@ -308,9 +310,11 @@ def test_style_rules_catch_definitions_long_cells_and_private_imports():
         nbformat.v4.new_code_cell("def f():\n    return 1"),
         nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(16))),
         nbformat.v4.new_code_cell("from sparsity_lib import Chapter, secret\nplots._hidden(1)"),
-        nbformat.v4.new_code_cell("\n".join(f"y{i} = {i}" for i in range(30)), metadata={"tags": ["hide-input"]})])
+        nbformat.v4.new_code_cell("\n".join(f"y{i} = {i}" for i in range(30)), metadata={"tags": ["hide-input"]}),
+        nbformat.v4.new_markdown_cell("Adam kills\n%70 of the features")])
     found = notebook_style_problems(notebook, exported)
-    assert found == ["code cell 0: defines f", "code cell 1: 16 visible lines (at most 15)",
+    assert found == ["markdown line '%70 of the features' starts with '%' (a MyST comment)",
+                     "code cell 0: defines f", "code cell 1: 16 visible lines (at most 15)",
                      "code cell 2: imports secret (not in sparsity_lib.__all__)",
                      "code cell 2: uses the private plots._hidden"], found
 
