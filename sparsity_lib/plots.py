@@ -130,8 +130,10 @@ def verdict(holds: bool) -> str:
 
 
 def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
-    """A pandas Styler with a caption and fixed decimals (NaN shown as '–')."""
-    return frame.style.format(precision=digits, na_rep="–").set_caption(caption)
+    """A pandas Styler with a caption and fixed decimals (NaN shown as '–'); cells and labels are
+    HTML-escaped, so a label such as '|γ| < 0.001' shows as written."""
+    styler = frame.style.format(precision=digits, na_rep="–", escape="html").set_caption(caption)
+    return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
 
 
 # ------------------------------------------------------------------------------------ labels

@@ -176,3 +176,9 @@ def test_verdict_markdown_states_mark_claim_reason_and_numbers():
     assert "- rate: 0.842" in plots.verdict_markdown(Verdict(7, HOLDS, "x", {"rate": 0.842072831145556}))
     summary = plots.summary_markdown({1: Verdict(1, HOLDS, "x"), 2: Verdict(2, FAILS, "y")})
     assert summary.splitlines() == [f"- Claim 1 (✅ holds): {CLAIMS[1]}", f"- Claim 2 (❌ fails): {CLAIMS[2]}"]
+
+
+def test_styled_escapes_labels_so_a_less_than_sign_shows():
+    frame = pd.DataFrame({"err": [1.234]}, index=["|γ| < 0.001 zeroed"])
+    html = plots.styled(frame, "caption").to_html()
+    assert "|γ| &lt; 0.001 zeroed" in html and "1.2" in html
