@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .labels import setting_label
+from .labels import format_strength, setting_label
 from .sparsity import GAMMA_THRESHOLD
 
 __all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIMS", "COMPARABLE_ERROR", "FAILS", "HOLDS", "MIN_EFFECT", "NOISE_Z",
@@ -264,9 +264,9 @@ def claim3_l2_vs_wd(records: Sequence[dict], tolerance: float = COMPARABLE_ERROR
             a, b = sgd_l2[strength].sparsity, sgd_wd[strength].sparsity
             close = abs(a.mean - b.mean) <= max(MIN_EFFECT, 0.25 * max(a.mean, b.mean))
             checks.append(close and not clearly_greater(a, b) and not clearly_greater(b, a))
-            numbers[f"sgd {strength:g}"] = f"L2 {a}% vs WD {b}%"
+            numbers[f"SGD λ {format_strength(strength)}"] = f"L2 {a}% vs WD {b}%"
         sgd = Verdict(3, HOLDS if all(checks) else FAILS,
-                      ", ".join(f"{k}: {v}" for k, v in numbers.items() if k.startswith("sgd")))
+                      ", ".join(f"{k}: {v}" for k, v in numbers.items() if k.startswith("SGD")))
     else:
         sgd = Verdict(3, NOT_TESTED, "no SGD L2 and WD settings at the same strength")
     return _combine(3, {"Adam": adam, "SGD": sgd}, numbers)
