@@ -310,7 +310,7 @@ def absent_datasets(chapter: Chapter, names=REAL_DATASETS) -> dict[str, str]:
         try:
             load_dataset(name, root, "test", subset=1)
         except (FileNotFoundError, OSError, DatasetError) as error:
-            reasons[name] = str(error)
+            reasons[name] = str(error).replace(str(root), f"{root.name}/")  # no machine path on the page
     return reasons
 
 
