@@ -186,12 +186,7 @@ def claim_10(chapter: Chapter, runs: Runs) -> Verdict:
     """Claim 10 on VGG-16 (batch 40, every seed): its dead features removed (no fine-tuning) vs Li et
     al.'s filter pruning of the same networks, fine-tuned for the profile's `fine_tune_steps`."""
     bases = runs([vgg_fields(chapter)])
-    common = dict(store=chapter.run_store, data_root=chapter.data_root, device=chapter.device,
-                  profile=chapter.profile, progress=False)
-    configs = [RunConfig.from_dict(record["config"]) for record in bases]
-    implicit = [prune_or_load(config, "implicit", **common) for config in configs]
-    li = [prune_or_load(config, "li", fine_tune_steps=chapter.settings.fine_tune_steps, **common) for config in configs]
-    return claims.claim10_pruning(implicit, li)
+    return claims.claim10_pruning(pruned(chapter, bases), pruned(chapter, bases, "li", fine_tune=True))
 
 
 def all_variants(chapter: Chapter) -> list[dict]:
