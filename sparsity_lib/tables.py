@@ -44,12 +44,18 @@ def ours_columns(setting: Setting) -> dict:
     return {"%γ ours": str(setting.sparsity), "err ours": str(setting.error), "seeds": setting.sparsity.n}
 
 
-def _paper_row(rows: pd.DataFrame, optimizer: str, regularizer: str, strength: float) -> dict:
+def _paper_match(rows: pd.DataFrame, optimizer: str, regularizer: str, strength: float) -> pd.Series | None:
+    """The first of the paper's `rows` (Table 1 or 2, long form) with this optimizer, regularizer and
+    strength, or None when the paper has no such setting."""
     match = rows[(rows["optimizer"] == optimizer) & (rows["regularizer"] == regularizer)
                  & rows["strength"].map(lambda value: math.isclose(value, strength, rel_tol=1e-9, abs_tol=1e-12))]
-    if match.empty:
+    return None if match.empty else match.iloc[0]
+
+
+def _paper_row(rows: pd.DataFrame, optimizer: str, regularizer: str, strength: float) -> dict:
+    first = _paper_match(rows, optimizer, regularizer, strength)
+    if first is None:
         return {"%γ paper": math.nan, "err paper": math.nan}
-    first = match.iloc[0]
     return {"%γ paper": float(first["sparsity_gamma"]), "err paper": float(first["test_err"])}
 
 
@@ -162,12 +168,9 @@ def _layer_percents(record: dict) -> dict[str, float]:
 def _paper_layers(dataset_used: str, config: dict) -> dict[str, float]:
     """The paper's Table 2 row (C1..C7, all, err) for a config's optimizer and regularizer; NaN if none."""
     rows = paper.table2().query("dataset == @paper_dataset(@dataset_used)")
-    regularizer, strength = regularizer_of(config["l2"], config["wd"])
-    match = rows[(rows["optimizer"] == config["optimizer"]) & (rows["regularizer"] == regularizer)
-                 & rows["strength"].map(lambda value: math.isclose(value, strength, rel_tol=1e-9))]
-    if match.empty:
+    first = _paper_match(rows, config["optimizer"], *regularizer_of(config["l2"], config["wd"]))
+    if first is None:
         return {row: math.nan for row in LAYER_ROWS}
-    first = match.iloc[0]
     return {**{f"C{i}": float(first[f"C{i}"]) for i in range(1, 8)}, "all": float(first["total"]),
             "err": float(first["err"])}
 
@@ -428,14 +431,8 @@ def layers_by_group(groups) -> pd.DataFrame:
     'total' and 'err' = test error %) and one column per (label, records) of `groups`."""
     columns = {}
     for label, records in groups:
-        per_layer: dict[str, list[float]] = {}
-        for record in records:
-            for layer in record["final"]["layers"]:
-                per_layer.setdefault(layer["layer"], []).append(100.0 * layer["inactive_gamma"] / layer["features"])
-        values = {name: Estimate.of(found).mean for name, found in per_layer.items()}
-        values["total"] = Estimate.of([r["final"]["sparsity_gamma"] for r in records]).mean
-        values["err"] = Estimate.of([r["final"]["test_err"] for r in records]).mean
-        columns[label] = values
+        percents = pd.DataFrame([_layer_percents(record) for record in records]).rename(columns={"all": "total"})
+        columns[label] = percents.mean().to_dict()
     frame = pd.DataFrame(columns)
     order = [row for row in frame.index if row not in ("total", "err")] + ["total", "err"]
     return frame.loc[order].rename_axis("layer")
@@ -591,10 +588,7 @@ def table2_pruned(records: list[dict], dataset_used: str = "synthetic") -> pd.Da
     table = []
     for found in _group(records, lambda c: repr(sorted((k, v) for k, v in c.items() if k != "seed"))).values():
         config = found[0]["config"]
-        regularizer, strength = regularizer_of(config["l2"], config["wd"])
-        match = rows_paper[(rows_paper["optimizer"] == config["optimizer"]) & (rows_paper["regularizer"] == regularizer)
-                           & rows_paper["strength"].map(lambda s: math.isclose(s, strength, rel_tol=1e-9))]
-        first = match.iloc[0] if len(match) else None
+        first = _paper_match(rows_paper, config["optimizer"], *regularizer_of(config["l2"], config["wd"]))
         finals = [r["final"] for r in found]
         table.append({"setting": setting_label(config),
                       "% feats paper": math.nan if first is None else float(first["total"]),
