@@ -11,8 +11,9 @@ from .labels import OPTIMIZER_NAMES, format_strength
 from .optim import simulate_weight
 from .sparsity import GAMMA_THRESHOLD
 
-__all__ = ["FIG4_SCENARIOS", "fig4_frame", "fig4_settings", "gamma_threshold_frame", "layer_frame", "mean_over_seeds",
-           "runs_frame", "snapshot_frame", "strength_sweep_frame", "trajectory_frame", "universality_frame"]
+__all__ = ["fig4_frame", "FIG4_SCENARIOS", "fig4_settings", "gamma_threshold_frame", "l2_and_wd_settings",
+           "layer_frame", "mean_over_seeds", "runs_frame", "snapshot_frame", "strength_sweep_frame",
+           "trajectory_frame", "universality_frame"]
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
@@ -134,17 +135,24 @@ def fig4_frame(strength: float, steps: int, rare_every: int, rare_value: float, 
     return trajectory_frame(fig4_settings(strength, lr), scenarios, steps=steps)
 
 
+def l2_and_wd_settings(optimizer: str, strength: float, lr: float | None = None) -> dict:
+    """simulate_weight keywords for `optimizer` with L2 and, separately, with the paper's WD (θ *= 1 − λ
+    after each step), both at λ = `strength`: {'Adam + L2 1e-4': ..., 'Adam + WD 1e-4': ...}; `lr`
+    None: the optimizer's paper lr (simulate_weight's default)."""
+    name, lam = OPTIMIZER_NAMES.get(optimizer, optimizer), format_strength(strength)
+    extra = {} if lr is None else {"lr": lr}
+    return {f"{name} + {kind} {lam}": {"optimizer": optimizer, **extra, key: float(strength)}
+            for kind, key in (("L2", "l2"), ("WD", "wd"))}
+
+
 def strength_sweep_frame(strengths, steps: int, optimizer: str = "adam", lr: float | None = None):
     """`trajectory_frame` with no task gradient of `optimizer` + L2 and + WD at each λ in `strengths`,
     plus the columns rule ('Adam + L2' | 'Adam + WD') and strength (λ)."""
-    name = OPTIMIZER_NAMES.get(optimizer, optimizer)
-    extra = {} if lr is None else {"lr": lr}
     settings, meta = {}, {}
-    for kind, key in (("L2", "l2"), ("WD", "wd")):
-        for value in strengths:
-            label = f"{name} + {kind} {format_strength(value)}"
-            settings[label] = {"optimizer": optimizer, key: float(value), **extra}
-            meta[label] = (f"{name} + {kind}", float(value))
+    for value in strengths:
+        for label, keywords in l2_and_wd_settings(optimizer, value, lr).items():
+            settings[label] = keywords
+            meta[label] = (label.rsplit(" ", 1)[0], float(value))
     frame = trajectory_frame(settings, steps=steps)
     return frame.assign(rule=frame["setting"].map(lambda s: meta[s][0]),
                         strength=frame["setting"].map(lambda s: meta[s][1]))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from . import plots
-from .frames import trajectory_frame
+from .frames import l2_and_wd_settings, trajectory_frame
 from .labels import OPTIMIZER_NAMES, format_strength
 from .optim import DEFAULT_LR, OPTIMIZERS
 
@@ -25,11 +25,7 @@ def explorer_settings(optimizer: str = "adam", lr: float | None = None, strength
     (theta *= 1 - lambda after each step), both at strength lambda: label -> keywords."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
-    lr = DEFAULT_LR[optimizer] if lr is None else lr
-    name = OPTIMIZER_NAMES[optimizer]
-    lam = format_strength(strength)
-    return {f"{name} + L2 {lam}": dict(optimizer=optimizer, lr=lr, l2=strength),
-            f"{name} + WD {lam}": dict(optimizer=optimizer, lr=lr, wd=strength)}
+    return l2_and_wd_settings(optimizer, strength, DEFAULT_LR[optimizer] if lr is None else lr)
 
 
 def explorer_figure(optimizer: str = "adam", lr: float | None = None, strength: float = 1e-4,
