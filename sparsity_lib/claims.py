@@ -25,7 +25,7 @@ from .labels import format_strength, setting_label
 from .sparsity import GAMMA_THRESHOLD
 
 __all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIMS", "COMPARABLE_ERROR", "FAILS", "HOLDS", "MIN_EFFECT", "NOISE_Z",
-           "NOT_TESTED", "UNCHANGED_ERROR", "claim10_pruning", "claim1_regularization_strength",
+           "NOT_TESTED", "one_setting_each", "UNCHANGED_ERROR", "claim10_pruning", "claim1_regularization_strength",
            "claim2_adaptive_vs_sgd", "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location",
            "claim6_betas_and_selectivity", "claim7_adam_l2_decay", "claim8_batch_and_width", "claim9_variants",
            "clearly_greater", "Estimate", "margin", "scorecard", "Setting", "settings", "steps_to_fraction", "Verdict"]
@@ -152,7 +152,7 @@ def _combine(claim: int, parts: dict[str, Verdict], numbers: dict) -> Verdict:
     return Verdict(claim, status, reason, numbers)
 
 
-def _one_setting_each(groups: Sequence[tuple[str, Sequence[dict]]], what: str) -> list[tuple[str, Setting]]:
+def one_setting_each(groups: Sequence[tuple[str, Sequence[dict]]], what: str) -> list[tuple[str, Setting]]:
     """(label, Setting) per group; a group must hold the seeds of exactly one setting."""
     found = []
     for label, records in groups:
@@ -284,7 +284,7 @@ def claim4_task_difficulty(tasks: Sequence[tuple[str, Sequence[dict]]]) -> Verdi
     """
     if len(tasks) < 2:
         return Verdict(4, NOT_TESTED, "needs at least two tasks")
-    found = _one_setting_each(tasks, "claim 4: task")
+    found = one_setting_each(tasks, "claim 4: task")
     numbers = {label: f"sparsity {s.sparsity}%, error {s.error}%" for label, s in found}
     errors = [s.error.mean for _, s in found]
     harder = all(b >= a for a, b in zip(errors, errors[1:])) and errors[-1] - errors[0] > MIN_EFFECT
@@ -417,7 +417,7 @@ def claim7_adam_l2_decay(adam_l2: Sequence[float], others: dict[str, Sequence[fl
 def _ordered_trend(groups: Sequence[tuple[str, Sequence[dict]]], falling: bool) -> Verdict:
     """Holds when sparsity clearly falls (or rises) from the first group to the last, with no clear
     step the other way; each group holds the seeds of one setting."""
-    found = _one_setting_each(groups, "group")
+    found = one_setting_each(groups, "group")
     if len(found) < 2:
         return Verdict(8, NOT_TESTED, "needs at least two settings")
     ordered = [s for _, s in found][::-1] if falling else [s for _, s in found]

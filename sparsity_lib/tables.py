@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from . import paper
-from .claims import Estimate, Setting, settings, steps_to_fraction
+from .claims import Estimate, Setting, one_setting_each, settings, steps_to_fraction
 from .labels import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
 from .models import BasicNet, conv_bn_layers
 from .optim import DEFAULT_LR, adagrad_steps_to_threshold, simulate_weight
@@ -328,13 +328,6 @@ _ROWS = [f"C{i}" for i in range(1, 8)] + ["total", "err"]
 _OURS = ["%γ paper", "%γ ours", "err paper", "err ours", "seeds"]
 
 
-def _one_setting(label: str, records: list[dict]) -> Setting:
-    found = settings(records)
-    if len(found) != 1:
-        raise ValueError(f"group {label!r} must hold the seeds of one setting, got {len(found)} settings")
-    return found[0]
-
-
 def trend_table(groups, paper_sparsity: dict | None = None, paper_error: dict | None = None,
                 index: str = "setting") -> pd.DataFrame:
     """One row per (label, records of one setting's seeds) of `groups`, in order: %γ paper, %γ ours
@@ -342,8 +335,8 @@ def trend_table(groups, paper_sparsity: dict | None = None, paper_error: dict | 
     `paper_error`: label -> the paper's number (NaN where missing)."""
     paper_sparsity, paper_error = paper_sparsity or {}, paper_error or {}
     rows = [{index: label, "%γ paper": paper_sparsity.get(label, math.nan),
-             "err paper": paper_error.get(label, math.nan), **ours_columns(_one_setting(label, records))}
-            for label, records in groups]
+             "err paper": paper_error.get(label, math.nan), **ours_columns(setting)}
+            for label, setting in one_setting_each(groups, "group")]
     return pd.DataFrame(rows, columns=[index, *_OURS]).set_index(index)
 
 
