@@ -65,6 +65,12 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
     return "\n".join(rows)
 
 
+def _show_markdown(text: str) -> None:
+    """Display Markdown in the notebook (rendered as Markdown in the book); IPython is a [book] extra."""
+    from IPython.display import Markdown, display
+    display(Markdown(text))
+
+
 def verdict_markdown(verdict, where: str = "") -> str:
     """One claim's verdict (`claims.Verdict`) as Markdown: the mark, the paper's claim, the measured
     reason, then each number it used as a bullet. `where`: e.g. "profile cpu, synthetic, 3 seeds"."""
@@ -80,16 +86,14 @@ def verdict_markdown(verdict, where: str = "") -> str:
 
 def show_verdicts(verdicts, where: str = "") -> None:
     """Display each verdict (a Verdict, a list of them, or a dict claim -> Verdict) with `verdict_markdown`."""
-    from IPython.display import Markdown, display
     found = verdicts.values() if isinstance(verdicts, dict) else [verdicts] if hasattr(verdicts, "claim") else verdicts
     for verdict in found:
-        display(Markdown(verdict_markdown(verdict, where)))
+        _show_markdown(verdict_markdown(verdict, where))
 
 
 def show_summary(verdicts: dict) -> None:
     """Display `summary_markdown(verdicts)` (the chapter summary's verdict list)."""
-    from IPython.display import Markdown, display
-    display(Markdown(summary_markdown(verdicts)))
+    _show_markdown(summary_markdown(verdicts))
 
 
 def summary_markdown(verdicts: dict) -> str:
@@ -108,8 +112,7 @@ def profiles_markdown() -> str:
 
 def provenance_note(chapter, records: list[dict] | None = None) -> None:
     """Display `provenance_markdown` in the notebook (rendered as Markdown in the book)."""
-    from IPython.display import Markdown, display
-    display(Markdown(provenance_markdown(chapter, records)))
+    _show_markdown(provenance_markdown(chapter, records))
 
 
 def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
@@ -466,8 +469,7 @@ def absent_markdown(reasons: dict[str, str], chapter: int) -> str:
 
 def show_absent(reasons: dict[str, str], chapter: int) -> None:
     """Display `absent_markdown(reasons, chapter)`."""
-    from IPython.display import Markdown, display
-    display(Markdown(absent_markdown(reasons, chapter)))
+    _show_markdown(absent_markdown(reasons, chapter))
 
 
 # ------------------------------------------------------------ chapters 8-10
@@ -485,8 +487,7 @@ def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
 
 def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
     """Display `missing_markdown`."""
-    from IPython.display import Markdown, display
-    display(Markdown(missing_markdown(label, reasons, chapter)))
+    _show_markdown(missing_markdown(label, reasons, chapter))
 
 
 def sparsity_vs_batch(points: pd.DataFrame, title: str | None = None):
