@@ -26,7 +26,8 @@ __all__ = ["absent_datasets", "ADAGRAD_STATE", "adagrad_state", "all_variants", 
            "BATCHES", "book_runs", "chapter10_extra_variants", "chapter7_extra_variants", "chapter7_extras",
            "chapter9_extra_variants", "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "CLAIM7_DEFAULTS",
            "claim7_settings", "claim_10", "claim_4", "claim_7", "claim_8", "claim_9", "claim_verdicts",
-           "claims_1_to_3", "claims_5_and_6", "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing",
+           "CLASS_COUNTS", "claim_4_by_classes", "claims_1_to_3", "claims_5_and_6", "class_count_variants",
+           "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing",
            "difficulty_variants", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
            "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
            "real_dataset_variants", "REAL_DATASETS", "scorecard", "SLIMMING", "SLIMMING_FRACTION", "strong_l2",
@@ -41,6 +42,9 @@ TABLE1_WD = {"adam": (1e-4,), "sgd": (1e-3,)}
 BATCHES = (20, 40, 160)                      # Table 3, iteration matched
 WIDTHS = ("32-0.25x", "64-0.5x", "64-1x")   # Table 6, narrowest first (scaled by the profile)
 CLUTTER = (0.0, 0.5, 1.0)                    # clean -> cluttered synthetic background (Sec. 4.2)
+# Chapter 5's second difficulty axis, added after the clutter verdict failed (docs/calibration.md): the
+# `cpu` task's 20 classes, then all 36 the synthetic generator draws (CIFAR-10 -> CIFAR-100 adds classes).
+CLASS_COUNTS = (20, 36)
 VGG_BATCHES = (40, 80, 160)                  # Table 7 columns (one seed each beyond batch 40)
 CHAPTER_FILES = {1: "01_setup.ipynb", 2: "02_primary_findings.ipynb", 3: "03_where_filters_die.ipynb",
                  4: "04_l2_inside_adam.ipynb", 5: "05_task_difficulty.ipynb", 6: "06_hyperparameters.ipynb",
@@ -122,10 +126,28 @@ def difficulty_variants(chapter: Chapter, clutter: list[float] | None = None) ->
     return [(name, {"optimizer": "adam", "l2": l2, "dataset": name}) for name in ("cifar10", "cifar100")]
 
 
+def class_count_variants(chapter: Chapter, counts: list[int] | None = None) -> list[tuple[str, dict]]:
+    """(label, fields) from the fewest classes to the most (`counts`, None: the book's CLASS_COUNTS) on
+    the synthetic task at its usual clutter: chapter 5's second difficulty axis, the kind of step the
+    paper's CIFAR-10 -> CIFAR-100 takes. Empty on real data (their class counts are fixed)."""
+    if chapter.dataset_used != "synthetic":
+        return []
+    l2 = strong_l2(chapter)
+    return [(f"{n} classes", {"optimizer": "adam", "l2": l2, "num_classes": int(n)})
+            for n in (CLASS_COUNTS if counts is None else counts)]
+
+
 def claim_4(chapter: Chapter, runs: Runs, clutter: list[float] | None = None) -> Verdict:
-    """Claim 4 on `difficulty_variants(chapter, clutter)` (None: the book's settings)."""
+    """Claim 4 on `difficulty_variants(chapter, clutter)` (None: the book's settings): the scorecard's."""
     return claims.claim4_task_difficulty([(label, runs([fields]))
                                           for label, fields in difficulty_variants(chapter, clutter)])
+
+
+def claim_4_by_classes(chapter: Chapter, runs: Runs, counts: list[int] | None = None) -> Verdict | None:
+    """Claim 4's criterion, unchanged, on `class_count_variants(chapter, counts)` (None on real data).
+    Chapter 5 shows it beside the scorecard's clutter verdict; it does not replace it."""
+    tasks = class_count_variants(chapter, counts)
+    return claims.claim4_task_difficulty([(label, runs([fields])) for label, fields in tasks]) if tasks else None
 
 
 def claim_7(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> Verdict:
@@ -190,8 +212,10 @@ def claim_10(chapter: Chapter, runs: Runs) -> Verdict:
 
 
 def all_variants(chapter: Chapter) -> list[dict]:
-    """Every setting (RunConfig fields) a verdict of claims 1-9 rests on, each once."""
+    """Every setting (RunConfig fields) a verdict of claims 1-9 rests on, each once (with chapter 5's
+    second claim-4 axis, `class_count_variants`)."""
     found = [*table1_variants(), *layer_pair_variants(), *[f for _, f in difficulty_variants(chapter)],
+             *[f for _, f in class_count_variants(chapter)],
              *[f for _, f in batch_variants(chapter)], *[f for _, f in width_variants(chapter)],
              *variant_fields(chapter).values(), vgg_fields(chapter)]
     unique: dict[str, dict] = {}

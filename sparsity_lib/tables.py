@@ -26,9 +26,9 @@ __all__ = ["adagrad_horizon", "basicnet_layers", "batch_points", "bn_table", "cl
            "dead_by_layer", "difficulty_table", "features_pruned", "filter_norm_frame", "l2_vs_wd_example",
            "layer_removed", "LAYER_ROWS", "layers_by_group", "ours_columns", "PAPER_CLUTTER", "PAPER_DATASET",
            "paper_dataset", "penalty_scaling", "pruned_layer_frame", "pruned_layers", "pruning_summary",
-           "strength_sweep_table", "summary_points", "supplement_layers_paper", "supplement_optimizer_table",
-           "SUPPLEMENT_PAPER_COLUMNS", "supplement_variant_table", "table1", "table2", "table2_long",
-           "table2_pruned", "table3", "table4", "table5", "table6", "table7", "table7_li", "table9",
+           "selectivity_by_group", "strength_sweep_table", "summary_points", "supplement_layers_paper",
+           "supplement_optimizer_table", "SUPPLEMENT_PAPER_COLUMNS", "supplement_variant_table", "table1", "table2",
+           "table2_long", "table2_pruned", "table3", "table4", "table5", "table6", "table7", "table7_li", "table9",
            "threshold_table", "trajectory_table", "trend_table", "universality_table", "zeroing_table"]
 
 PAPER_DATASET = {"cifar100": "cifar100"}  # our dataset -> the paper's dataset it is compared with (else CIFAR-10)
@@ -429,6 +429,25 @@ def layers_by_group(groups) -> pd.DataFrame:
     frame = pd.DataFrame(columns)
     order = [row for row in frame.index if row not in ("total", "err")] + ["total", "err"]
     return frame.loc[order].rename_axis("layer")
+
+
+def selectivity_by_group(groups, layers=("C5", "C6", "C7")) -> pd.DataFrame:
+    """The quantities of the paper's mechanism for claim 4 (Sec. 3 and 4.2: a harder task makes late
+    features more universal, so they keep receiving task gradient and are not decayed away), one column
+    per (label, records) of `groups`, mean±std over seeds as text. Rows: 'test error' and 'train error'
+    (%), '% dead <layer>' (|γ| < 1e-3) and 'universality <layer>' (mean % of training images on which a
+    living feature fires, '–' when none lives), for each of `layers`."""
+    def rows(record):
+        found = {"test error": record["final"]["test_err"], "train error": record["final"]["train_err"]}
+        percents = _layer_percents(record)
+        found.update({f"% dead {layer}": percents[layer] for layer in layers})
+        found.update({f"universality {layer}": _live_universality(record, layer) for layer in layers})
+        return found
+    columns = {}
+    for label, records in groups:
+        numbers = [rows(record) for record in records]
+        columns[label] = {row: _estimate_text([n[row] for n in numbers]) for row in numbers[0]}
+    return pd.DataFrame(columns).rename_axis("quantity")
 
 
 def supplement_layers_paper(columns=None) -> pd.DataFrame:

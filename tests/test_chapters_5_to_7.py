@@ -118,3 +118,32 @@ def test_figures_draw_every_group(chapter):
     assert plots.layers_by_group_figure(groups).axes and plots.universality_by_group(groups).axes
     assert len(plots.clutter_examples(chapter, [0.0, 1.0], count=3).axes) == 6
     matplotlib.pyplot.close("all")
+
+
+def test_class_count_axis_defaults_to_the_books_counts_and_is_judged_by_claim_4s_criterion(chapter):
+    tasks = evidence.class_count_variants(chapter)
+    assert [label for label, _ in tasks] == [f"{n} classes" for n in evidence.CLASS_COUNTS]
+    assert tasks[-1][1] == {"optimizer": "adam", "l2": 1e-3, "num_classes": evidence.CLASS_COUNTS[-1]}
+    assert all(fields in evidence.all_variants(chapter) or fields["num_classes"] == 20 for _, fields in tasks)
+    by_count = {20: [(40, 20), (41, 21), (39, 19)], 36: [(25, 30), (26, 31), (24, 29)]}
+
+    def runs(variants):
+        return [fake(fields, seed, s, e) for fields in variants
+                for seed, (s, e) in enumerate(by_count[fields["num_classes"]])]
+    assert evidence.claim_4_by_classes(chapter, runs).status == "holds"
+    by_count[36] = [(45, 30), (46, 31), (44, 29)]  # harder, but sparser: the claim's failing case
+    assert evidence.claim_4_by_classes(chapter, runs).status == "fails"
+
+
+def test_selectivity_by_group_gives_errors_dead_and_living_universality_per_task():
+    groups = [group("easy", {}, [(30, 20), (34, 24)]), group("hard", {}, [(10, 40)])]
+    for _, records in groups:
+        for record in records:
+            record["final"]["train_err"] = record["final"]["test_err"] - 1.0
+    table = tables.selectivity_by_group(groups, layers=("C6", "C7"))
+    assert list(table.columns) == ["easy", "hard"]
+    assert list(table.index) == ["test error", "train error", "% dead C6", "% dead C7", "universality C6",
+                                 "universality C7"]
+    assert table.loc["test error", "easy"] == "22.0±2.8" and table.loc["train error", "hard"] == "39.0"
+    # 3 of 10 features dead (|γ| = 0): the living ones have universality 43..49, mean 46
+    assert table.loc["% dead C6", "hard"] == "30.0" and table.loc["universality C7", "easy"] == "46.0±0.0"

@@ -90,7 +90,7 @@ def test_training_the_book_asks_every_seed_of_the_verdict_runs_and_seed_0_of_the
     ch = Chapter(profile="cpu", dataset="synthetic", store=str(tmp_path))
     evidence.train_book_runs(ch)
     (verdict_seeds, verdict_runs), (extra_seeds, extra_runs) = asked
-    assert verdict_seeds == [0, 1, 2] and verdict_runs == evidence.all_variants(ch) and len(verdict_runs) == 21
+    assert verdict_seeds == [0, 1, 2] and verdict_runs == evidence.all_variants(ch) and len(verdict_runs) == 22
     assert extra_seeds == [0] and extra_runs == evidence.extra_variants(ch) and len(extra_runs) == 8
     judged = {config_hash(ch.config(**fields)) for fields in verdict_runs}
     assert not judged & {config_hash(ch.config(**fields)) for fields in extra_runs}
