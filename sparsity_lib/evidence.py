@@ -18,6 +18,7 @@ from .chapter import Chapter, MissingRuns
 from .claims import Verdict
 from .config import RunConfig, config_hash, width_variant
 from .data import DatasetError, load_dataset
+from .labels import setting_label
 from .optim import DEFAULT_LR, simulate_weight
 from .pruned_runs import prune_or_load
 from .store import resolve_data_root
@@ -27,8 +28,8 @@ __all__ = ["absent_datasets", "ADAGRAD_STATE", "adagrad_state", "all_variants", 
            "chapter9_extra_variants", "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "CLAIM7_DEFAULTS",
            "claim7_settings", "claim_10", "claim_4", "claim_7", "claim_8", "claim_9", "claim_verdicts",
            "CLASS_COUNTS", "claim_4_by_classes", "claims_1_to_3", "claims_5_and_6", "class_count_variants",
-           "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing",
-           "difficulty_variants", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
+           "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing", "difficulty_variants",
+           "early_universality", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
            "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
            "real_dataset_variants", "REAL_DATASETS", "scorecard", "SLIMMING", "SLIMMING_FRACTION", "strong_l2",
            "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD",
@@ -266,6 +267,22 @@ def adagrad_state(chapter: Chapter, name: str = "adagrad_l2_2e-2_seed0.json") ->
         return None
     found = json.loads(path.read_text())
     return found if found.get("config_hash") == config_hash(chapter.config(**ADAGRAD_STATE)) else None
+
+
+def early_universality(chapter: Chapter) -> dict:
+    """Setting label -> (early, record) for chapter 3's SGD and Adam settings (`layer_pair_variants`),
+    seed 0: `early` the per-feature universality at an early step of that very run
+    (`<store>/analysis/early_universality_<optimizer>.json`, scripts/early_universality.py), `record`
+    the finished run. Empty when the store has no such file for this chapter's profile and dataset, or
+    lacks the run."""
+    found = {}
+    for fields in layer_pair_variants():
+        path = Path(chapter.run_store.root) / "analysis" / f"early_universality_{fields['optimizer']}.json"
+        record = chapter.run_store.load(config_hash(chapter.config(seed=0, **fields)))
+        early = json.loads(path.read_text()) if path.is_file() else None
+        if early is not None and record is not None and early.get("config_hash") == record["config_hash"]:
+            found[f"{setting_label(record['config'])}, step {early['step']:,}"] = (early, record)
+    return found
 
 
 def extra_variants(chapter: Chapter) -> list[dict]:

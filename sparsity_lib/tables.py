@@ -29,7 +29,8 @@ __all__ = ["adagrad_horizon", "basicnet_layers", "batch_points", "bn_table", "cl
            "selectivity_by_group", "strength_sweep_table", "summary_points", "supplement_layers_paper",
            "supplement_optimizer_table", "SUPPLEMENT_PAPER_COLUMNS", "supplement_variant_table", "table1", "table2",
            "table2_long", "table2_pruned", "table3", "table4", "table5", "table6", "table7", "table7_li", "table9",
-           "threshold_table", "trajectory_table", "trend_table", "universality_table", "zeroing_table"]
+           "threshold_table", "trajectory_table", "trend_table", "universality_by_fate", "universality_table",
+           "zeroing_table"]
 
 PAPER_DATASET = {"cifar100": "cifar100"}  # our dataset -> the paper's dataset it is compared with (else CIFAR-10)
 
@@ -248,6 +249,39 @@ def _live_universality(record: dict, layer: str) -> float:
     gamma = np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float))
     values = np.asarray(record["universality"][layer], dtype=float)[gamma >= GAMMA_THRESHOLD]
     return float(values.mean()) if len(values) else math.nan
+
+
+def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame:
+    """Universality early in training split by each feature's fate at the end (Sec. 3 and 4.1, claim 6):
+    are the features a run kills the ones that were selective before they died?
+
+    `pairs`: label -> (early, record): `early` as written by scripts/early_universality.py (per layer
+    the universality, %, of every feature at an early step of the run) and `record` the finished run.
+    One row per (label, layer of `layers`, then their pool 'all'); columns 'features', 'die later'
+    (|γ| < 1e-3 at the end), and the mean early universality of 'all', of those that 'die later' and
+    of those that 'live' ('–' for an empty group)."""
+    rows = []
+    for label, (early, record) in pairs.items():
+        pooled = {"all": [], "die": [], "live": []}
+        for layer in [*layers, "all"]:
+            if layer == "all":
+                found = pooled
+            else:
+                universality = np.asarray(early["layers"][layer]["universality"], dtype=float)
+                dies = np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float)) < GAMMA_THRESHOLD
+                found = {"all": list(universality), "die": list(universality[dies]),
+                         "live": list(universality[~dies])}
+                for key in pooled:
+                    pooled[key] += found[key]
+            rows.append({"setting": label, "layer": f"{layers[0]}-{layers[-1]}" if layer == "all" else layer,
+                         "features": len(found["all"]), "die later": len(found["die"]),
+                         "early: all": _mean_text(found["all"]), "early: die later": _mean_text(found["die"]),
+                         "early: live": _mean_text(found["live"])})
+    return pd.DataFrame(rows).set_index(["setting", "layer"])
+
+
+def _mean_text(values: list[float]) -> str:
+    return f"{np.mean(values):.1f}" if values else "–"
 
 
 def universality_table(records: list[dict], layers=("C5", "C6", "C7")) -> pd.DataFrame:

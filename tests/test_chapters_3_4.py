@@ -116,3 +116,35 @@ def test_chapter_3_runs_are_among_the_books_runs(tmp_path):
         assert chapter.config(**fields) in book, fields
     assert evidence.layer_pair_variants() == [{"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-3}]
     assert evidence.layer_pair_variants(5e-4)[1] == {"optimizer": "adam", "l2": 5e-4}
+
+
+def test_universality_by_fate_splits_early_universality_by_what_dies_later():
+    final = record("adam", 1e-3, 0.0, 0, {"C6": 4, "C7": 10})  # C6: the first 4 features die; C7: all 10
+    early = {"step": 2000, "layers": {"C6": {"universality": [10.0] * 4 + [90.0] * 6},
+                                      "C7": {"universality": [30.0] * 10}}}
+    table = tables.universality_by_fate({"Adam": (early, final)}, layers=("C6", "C7"))
+    assert list(table.columns) == ["features", "die later", "early: all", "early: die later", "early: live"]
+    c6 = table.loc[("Adam", "C6")]
+    assert c6["early: die later"] == "10.0" and c6["early: live"] == "90.0"
+    assert table.loc[("Adam", "C7"), "die later"] == 10 and table.loc[("Adam", "C7"), "early: live"] == "–"
+    pooled = table.loc[("Adam", "C6-C7")]
+    assert pooled["features"] == 20 and pooled["die later"] == 14
+    assert pooled["early: all"] == "44.0"  # (4·10 + 6·90 + 10·30) / 20
+    assert pooled["early: die later"] == f"{(40 + 300) / 14:.1f}"
+
+
+def test_early_universality_is_empty_without_a_saved_file_and_pairs_file_and_run(tmp_path):
+    import json
+
+    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), data_root=str(tmp_path), seeds=1)
+    assert evidence.early_universality(chapter) == {}
+    fields = evidence.layer_pair_variants()[1]
+    key = evidence.config_hash(chapter.config(seed=0, **fields))
+    finished = {**record("adam", 1e-3, 0.0, 0, {}), "config_hash": key}
+    chapter.run_store.load = {key: finished}.get  # the stored run (a hand-made record would fail the store's checks)
+    (tmp_path / "analysis").mkdir()
+    early = {"config_hash": key, "step": 2000, "layers": {}}
+    (tmp_path / "analysis" / "early_universality_adam.json").write_text(json.dumps(early))
+    assert list(evidence.early_universality(chapter)) == ["Adam L2 1e-3, step 2,000"]
+    (tmp_path / "analysis" / "early_universality_adam.json").write_text(json.dumps({**early, "config_hash": "x"}))
+    assert evidence.early_universality(chapter) == {}  # a file of another profile's run is not used
