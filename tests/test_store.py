@@ -150,7 +150,7 @@ def test_missing_weights_of_a_checksummed_record_mean_recompute(stored):
 
 
 def test_records_without_a_checksum_are_served_unchecked(stored):
-    """Records stored before weights checksums existed (results/ holds some) keep working."""
+    """Records stored before weights checksums existed (stores written by earlier versions hold some) keep working."""
     store, config, train_fn, calls = stored
     key = config_hash(config)
     record = json.loads(store.record_path(key).read_text())
