@@ -13,7 +13,10 @@ Exit status 1 when any page overflows, 0 when none does, 2 when Chromium is miss
 A tool for looking at the next change, not part of `make test`. It needs only Chromium and the
 standard library: the measuring script is injected by the local server into a second, unseen load of
 each page, whose DOM Chromium prints (`--dump-dom`). Off-line, MathJax (loaded from a CDN) does not
-render, so formulas show as TeX source in the screenshots.
+render and formulas show as TeX source, unless `--mathjax DIR` names a local copy of MathJax 3's es5
+folder (e.g. the `static/mathjax` folder of the `sphinx-mathjax-offline` wheel): the server then
+rewrites the CDN address to it, and the report counts the formulas MathJax rendered ('math_rendered')
+and the `$$` TeX source left in the text ('math_source_left').
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT_ID = "overflow-report"
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/"
+MATHJAX_LOCAL = "/_mathjax/"  # where the server maps --mathjax
 MAX_HEIGHT = 20000  # px: Chromium's screenshot of a taller window is cut here
 # Measures the page after load and writes the result as JSON into a <pre id="overflow-report">.
 MEASURE = """
@@ -55,10 +60,13 @@ window.addEventListener("load", () => setTimeout(() => {
     if (r.width === 0 || r.height === 0) continue;
     const sticksOut = r.right > box.right + 1;
     const overflowX = getComputedStyle(el).overflowX;
-    const clipped = el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1 && overflowX !== "visible";
+    // A rendered formula's hidden assistive MathML (clipped to 1 px) widens scrollWidth: judge by the drawn formula.
+    const drawn = el.querySelector(":scope > mjx-container > mjx-math");
+    const contentWidth = drawn ? drawn.getBoundingClientRect().width : el.scrollWidth;
+    const clipped = el.clientWidth > 0 && contentWidth > el.clientWidth + 1 && overflowX !== "visible";
     if (sticksOut || clipped) {
       wide.push({node: el, element: describe(el), kind: kind(el), how: sticksOut ? "sticks out" : "scrolls",
-                 width: Math.round(sticksOut ? r.width : el.scrollWidth), visible: Math.round(el.clientWidth),
+                 width: Math.round(sticksOut ? r.width : contentWidth), visible: Math.round(el.clientWidth),
                  text: (el.innerText || "").trim().replace(/\\s+/g, " ").slice(0, 80)});
     }
   }
@@ -67,6 +75,8 @@ window.addEventListener("load", () => setTimeout(() => {
   out.textContent = JSON.stringify({
     page_scrolls_sideways: doc.scrollWidth > doc.clientWidth, scroll_width: doc.scrollWidth,
     client_width: doc.clientWidth, height: doc.scrollHeight, column_width: Math.round(box.width),
+    math_rendered: column.querySelectorAll("mjx-container").length,
+    math_source_left: (column.innerText.match(/\\$\\$/g) || []).length,
     wide: wide.map(({node, ...rest}) => rest)});
   document.body.appendChild(out);
 }, 500));
@@ -75,17 +85,33 @@ window.addEventListener("load", () => setTimeout(() => {
 
 
 class Handler(SimpleHTTPRequestHandler):
-    """Serves the built site; `?measure` pages get the measuring script before </body>."""
+    """Serves the built site; `?measure` pages get the measuring script before </body>; with a local
+    MathJax (`mathjax`), pages load it instead of the CDN's."""
+
+    mathjax: Path | None = None
 
     def log_message(self, *args):  # quiet
         pass
 
+    def translate_path(self, path):
+        if self.mathjax is not None and path.startswith(MATHJAX_LOCAL):
+            return str(self.mathjax / path[len(MATHJAX_LOCAL):].partition("?")[0])
+        return super().translate_path(path)
+
     def do_GET(self):
         path, _, query = self.path.partition("?")
-        if "measure" not in query.split("&") or not path.endswith(".html"):
+        measuring = "measure" in query.split("&")
+        if not path.endswith(".html") or not (measuring or self.mathjax is not None):
             return super().do_GET()
         file = Path(self.translate_path(path))
-        page = file.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>", 1).encode()
+        if not file.is_file():
+            return super().do_GET()
+        page = file.read_text(encoding="utf-8")
+        if self.mathjax is not None:
+            page = page.replace(MATHJAX_CDN, MATHJAX_LOCAL)
+        if measuring:
+            page = page.replace("</body>", MEASURE + "</body>", 1)
+        page = page.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(page)))
@@ -120,8 +146,9 @@ def screenshot(browser: str, profile: str, url: str, width: int, height: int, pa
                  "--virtual-time-budget=15000", f"--screenshot={path}", url)
 
 
-def serve(folder: Path) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+def serve(folder: Path, mathjax: Path | None = None) -> ThreadingHTTPServer:
+    handler = type("SiteHandler", (Handler,), {"mathjax": mathjax})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -130,6 +157,8 @@ def summary_line(name: str, report: dict) -> str:
     if "error" in report:
         return f"{name}: {report['error']}"
     sideways = "page scrolls sideways" if report["page_scrolls_sideways"] else "no sideways page scroll"
+    if report.get("math_rendered") or report.get("math_source_left"):
+        sideways += f"; {report['math_rendered']} formulas rendered, {report['math_source_left']} $$ left as source"
     if not report["wide"]:
         return f"{name}: OK ({sideways}; column {report['column_width']} px)"
     kinds = sorted({w["kind"] for w in report["wide"]})
@@ -143,6 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=str(ROOT / "_build" / "screenshots"), help="where PNGs and report.json go")
     parser.add_argument("--width", type=int, default=1280, help="window width in pixels (default: 1280)")
     parser.add_argument("--pages", nargs="*", help="pages relative to --html (default: every book/*.html)")
+    parser.add_argument("--mathjax", type=Path, help="a local MathJax 3 es5 folder, served instead of the CDN's")
     args = parser.parse_args(argv)
     browser = chromium()
     if browser is None:
@@ -154,7 +184,10 @@ def main(argv=None) -> int:
         print(f"no chapters under {site}/book: build the book first (jupyter-book build .)", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    server = serve(site)
+    if args.mathjax is not None and not (args.mathjax / "tex-mml-chtml.js").is_file():
+        print(f"--mathjax {args.mathjax}: no tex-mml-chtml.js there", file=sys.stderr)
+        return 2
+    server = serve(site, args.mathjax)
     base = f"http://127.0.0.1:{server.server_address[1]}/"
     reports = {}
     with tempfile.TemporaryDirectory() as profile:
