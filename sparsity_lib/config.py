@@ -203,6 +203,7 @@ class Profile:
     section5_l2: float = 1e-4  # L2 of the Sec. 5 experiments (batch, width, variants): the paper's default
     vgg: dict = field(default_factory=dict)  # RunConfig fields of the VGG runs (Sec. 5.2), before scaling
     fine_tune_steps: int = 20_000  # steps of fine-tuning after explicit pruning (Li et al., Network Slimming)
+    slimming_lr: float | None = None  # SGD lr of the Network Slimming baseline (None: SGD's 0.1, Liu et al.'s)
 
     def apply(self, config: RunConfig) -> RunConfig:
         """`config` scaled to this profile."""
@@ -238,7 +239,8 @@ PROFILES = {
                    "20k fresh training images per epoch, 14,000 iterations at batch 40, BasicNet 32-0.25x, 3 seeds",
                    epochs=28, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25,
                    first_width_scale=0.5, seeds=3, default_dataset="synthetic", synthetic=HARD_SYNTHETIC,
-                   section5_l2=1e-3, vgg={"width": 0.5, "image_size": 32}, fine_tune_steps=3500),
+                   section5_l2=1e-3, vgg={"width": 0.5, "image_size": 32}, fine_tune_steps=3500,
+                   slimming_lr=0.01),
     "gpu": Profile("gpu", "a Table 1 slice in minutes on one large GPU, fused: BasicNet 64-1x (the paper's) at "
                    "32x32 on the synthetic task of `cpu`, 10k fresh training images per epoch, 3,000 iterations "
                    "at batch 40", epochs=12, train_subset=10000, test_subset=2000, image_size=32, seeds=1,

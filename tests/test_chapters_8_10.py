@@ -46,6 +46,15 @@ def test_extra_variants_are_few_and_outside_all_variants(chapter):
     assert all(f["width"] == chapter.settings.vgg["width"] for f in vgg19) and len(vgg19) == 2
 
 
+def test_slimming_baseline_runs_at_the_profiles_sgd_learning_rate(chapter, tmp_path):
+    assert "lr" not in evidence.slimming_fields(chapter)  # smoke: SGD's default, as at `paper`
+    cpu = Chapter(profile="cpu", store=str(tmp_path / "store"), data_root=str(tmp_path))
+    fields = evidence.slimming_fields(cpu)
+    assert fields["lr"] == cpu.settings.slimming_lr == 0.01 and fields["model"] == "vgg19"
+    assert {k: fields[k] for k in evidence.SLIMMING} == evidence.SLIMMING
+    assert fields in evidence.chapter9_extra_variants(cpu)
+
+
 def test_first_seed_keeps_everything_but_the_seeds(chapter):
     one = evidence.first_seed(chapter)
     assert one.seed_list == [0] and one.profile == chapter.profile and one.store == chapter.store
