@@ -95,10 +95,13 @@ class Chapter:
         return records
 
     def describe(self, records: list[dict] | None = None) -> str:
-        """'profile cpu · synthetic (16x16, 20,000 train images) · cpu · 1 seed': for captions."""
+        """'profile cpu · synthetic (16x16, 20,000 train images) · cpu · 1 seed': for captions. With
+        `records`, their image size, training images, devices and number of distinct seeds; without,
+        the chapter's dataset, device and seeds."""
         seeds = len(self.seed_list)
         data = self.dataset_used
         if records:
+            seeds = len({r["config"]["seed"] for r in records})
             first = records[0]["provenance"]
             data += f" ({first['image_size']}x{first['image_size']}, {first['train_images']:,} train images)"
             devices = sorted({r["provenance"]["device"] for r in records})

@@ -172,3 +172,11 @@ def test_latency_table_times_dense_and_pruned_on_the_cpu_only():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda'"):
             latency_table({"net": (dense, pruned, 16)}, device="cuda")
+
+
+def test_describe_counts_the_seeds_of_the_records_it_is_given(chapter):
+    made = {"image_size": 16, "train_images": 400, "device": "cpu"}
+    one = [{"config": {"seed": 0}, "provenance": made}]
+    three = [{"config": {"seed": s}, "provenance": made} for s in (0, 1, 2, 0)]
+    assert chapter.describe(one).endswith("· cpu · 1 seed") and chapter.describe(three).endswith("· 3 seeds")
+    assert chapter.describe().endswith(f"{len(chapter.seed_list)} seed" + ("s" if len(chapter.seed_list) != 1 else ""))
