@@ -262,26 +262,23 @@ def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame
     of those that 'live' ('–' for an empty group)."""
     rows = []
     for label, (early, record) in pairs.items():
-        pooled = {"all": [], "die": [], "live": []}
-        for layer in [*layers, "all"]:
-            if layer == "all":
-                found = pooled
-            else:
-                universality = np.asarray(early["layers"][layer]["universality"], dtype=float)
-                dies = np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float)) < GAMMA_THRESHOLD
-                found = {"all": list(universality), "die": list(universality[dies]),
-                         "live": list(universality[~dies])}
-                for key in pooled:
-                    pooled[key] += found[key]
-            rows.append({"setting": label, "layer": f"{layers[0]}-{layers[-1]}" if layer == "all" else layer,
-                         "features": len(found["all"]), "die later": len(found["die"]),
-                         "early: all": _mean_text(found["all"]), "early: die later": _mean_text(found["die"]),
-                         "early: live": _mean_text(found["live"])})
+        fates = [_universality_and_fate(early, record, layer) for layer in layers]
+        pooled = (np.concatenate([u for u, _ in fates]), np.concatenate([d for _, d in fates]))
+        for layer, (universality, dies) in [*zip(layers, fates), (f"{layers[0]}-{layers[-1]}", pooled)]:
+            rows.append({"setting": label, "layer": layer, "features": len(universality), "die later": int(dies.sum()),
+                         "early: all": _mean_text(universality), "early: die later": _mean_text(universality[dies]),
+                         "early: live": _mean_text(universality[~dies])})
     return pd.DataFrame(rows).set_index(["setting", "layer"])
 
 
-def _mean_text(values: list[float]) -> str:
-    return f"{np.mean(values):.1f}" if values else "–"
+def _universality_and_fate(early: dict, record: dict, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """(early universality of each feature of `layer`, whether it is dead, |γ| < 1e-3, at the end)."""
+    universality = np.asarray(early["layers"][layer]["universality"], dtype=float)
+    return universality, np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float)) < GAMMA_THRESHOLD
+
+
+def _mean_text(values: np.ndarray) -> str:
+    return f"{values.mean():.1f}" if len(values) else "–"
 
 
 def universality_table(records: list[dict], layers=("C5", "C6", "C7")) -> pd.DataFrame:
