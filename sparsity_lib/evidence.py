@@ -32,10 +32,10 @@ __all__ = ["absent_datasets", "ADAGRAD_STATE", "adagrad_state", "all_variants", 
            "early_universality", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
            "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
            "real_dataset_variants", "REAL_DATASETS", "scorecard", "SLIMMING", "SLIMMING_FRACTION", "slimming_fields",
-           "strong_l2",
-           "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD",
-           "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs",
-           "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
+           "strong_l2", "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants",
+           "TABLE1_WD", "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants",
+           "train_book_runs", "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants",
+           "WIDTHS"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),

@@ -245,9 +245,13 @@ def bn_table(records: list[dict], layer: str = "C6") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["setting", "% dead", "% live β<0", "mean live β", "seeds"]).set_index("setting")
 
 
+def _dead(record: dict, layer: str) -> np.ndarray:
+    """Per feature of `layer`: is it dead at the end of the run (|γ| < 1e-3)?"""
+    return np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float)) < GAMMA_THRESHOLD
+
+
 def _live_universality(record: dict, layer: str) -> float:
-    gamma = np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float))
-    values = np.asarray(record["universality"][layer], dtype=float)[gamma >= GAMMA_THRESHOLD]
+    values = np.asarray(record["universality"][layer], dtype=float)[~_dead(record, layer)]
     return float(values.mean()) if len(values) else math.nan
 
 
@@ -262,19 +266,14 @@ def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame
     of those that 'live' ('–' for an empty group)."""
     rows = []
     for label, (early, record) in pairs.items():
-        fates = [_universality_and_fate(early, record, layer) for layer in layers]
+        fates = [(np.asarray(early["layers"][layer]["universality"], dtype=float), _dead(record, layer))
+                 for layer in layers]
         pooled = (np.concatenate([u for u, _ in fates]), np.concatenate([d for _, d in fates]))
         for layer, (universality, dies) in [*zip(layers, fates), (f"{layers[0]}-{layers[-1]}", pooled)]:
             rows.append({"setting": label, "layer": layer, "features": len(universality), "die later": int(dies.sum()),
                          "early: all": _mean_text(universality), "early: die later": _mean_text(universality[dies]),
                          "early: live": _mean_text(universality[~dies])})
     return pd.DataFrame(rows).set_index(["setting", "layer"])
-
-
-def _universality_and_fate(early: dict, record: dict, layer: str) -> tuple[np.ndarray, np.ndarray]:
-    """(early universality of each feature of `layer`, whether it is dead, |γ| < 1e-3, at the end)."""
-    universality = np.asarray(early["layers"][layer]["universality"], dtype=float)
-    return universality, np.abs(np.asarray(record["bn"][layer]["gamma"], dtype=float)) < GAMMA_THRESHOLD
 
 
 def _mean_text(values: np.ndarray) -> str:
@@ -468,17 +467,19 @@ def selectivity_by_group(groups, layers=("C5", "C6", "C7")) -> pd.DataFrame:
     per (label, records) of `groups`, mean±std over seeds as text. Rows: 'test error' and 'train error'
     (%), '% dead <layer>' (|γ| < 1e-3) and 'universality <layer>' (mean % of training images on which a
     living feature fires, '–' when none lives), for each of `layers`."""
-    def rows(record):
-        found = {"test error": record["final"]["test_err"], "train error": record["final"]["train_err"]}
-        percents = _layer_percents(record)
-        found.update({f"% dead {layer}": percents[layer] for layer in layers})
-        found.update({f"universality {layer}": _live_universality(record, layer) for layer in layers})
-        return found
     columns = {}
     for label, records in groups:
-        numbers = [rows(record) for record in records]
+        numbers = [_mechanism_numbers(record, layers) for record in records]
         columns[label] = {row: _estimate_text([n[row] for n in numbers]) for row in numbers[0]}
     return pd.DataFrame(columns).rename_axis("quantity")
+
+
+def _mechanism_numbers(record: dict, layers) -> dict[str, float]:
+    """One run's rows of `selectivity_by_group`."""
+    percents = _layer_percents(record)
+    return {"test error": record["final"]["test_err"], "train error": record["final"]["train_err"],
+            **{f"% dead {layer}": percents[layer] for layer in layers},
+            **{f"universality {layer}": _live_universality(record, layer) for layer in layers}}
 
 
 def supplement_layers_paper(columns=None) -> pd.DataFrame:
