@@ -45,13 +45,15 @@ def local_ray():
 class CrashOnce:
     """A `train_fn` for the tasks: the real `train`, except that the first attempt at config `crash`
     raises right after its first epoch's checkpoint (a worker dying mid-run), and `always` raises on
-    every attempt. Every finished training appends its hash to `folder/trained.log`."""
+    every attempt. Every attempt appends its hash to `folder/started.log`, every finished training to
+    `folder/trained.log`."""
 
     def __init__(self, folder, crash=None, always=None):
         self.folder, self.crash, self.always = str(folder), crash, always
 
     def __call__(self, config, **kwargs):
         folder, key = Path(self.folder), config_hash(config)
+        log_start(folder, key)
         if key == self.always:
             raise RuntimeError(f"injected permanent failure of {key}")
 
@@ -73,6 +75,7 @@ class DieOnce(CrashOnce):
 
     def __call__(self, config, **kwargs):
         folder, key = Path(self.folder), config_hash(config)
+        log_start(folder, key)
 
         def die_after_first_epoch(epoch, entry):
             marker = folder / "crashed"
@@ -96,14 +99,22 @@ def ship_by_value():
             pass
 
 
-def trained_log(folder: Path) -> Counter:
-    path = folder / "trained.log"
+def log_start(folder: Path, key: str) -> None:
+    with open(folder / "started.log", "a") as log:
+        log.write(key + "\n")
+
+
+def trained_log(folder: Path, name: str = "trained.log") -> Counter:
+    path = folder / name
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
 
 def assert_sweep_landed_once(store: RunStore, configs, folder: Path, crashed: str) -> None:
-    """Every config trained to completion exactly once, its record whole, the crashed one resumed."""
+    """Every config trained to completion exactly once, its record whole, the crashed one resumed. Any other
+    run resumes only if an earlier attempt of it was cut off: a dying worker breaks the local pool, which
+    also stops the run beside it, and that run then resumes from its own checkpoint."""
     keys = {config_hash(c) for c in configs}
+    started = trained_log(folder, "started.log")
     assert (folder / "crashed").exists(), "the injected crash never happened"
     assert trained_log(folder) == Counter(keys)  # each config finished once: no re-runs, none lost
     assert {p.stem for p in store.root.glob("*.json")} == keys
@@ -112,7 +123,8 @@ def assert_sweep_landed_once(store: RunStore, configs, folder: Path, crashed: st
         record = store.load(key)
         assert record is not None and record["config_hash"] == key
         assert len(record["history"]) == 2  # both smoke epochs, also for the run that crashed after one
-        assert record["provenance"]["resumed"] == (key == crashed)
+        if key == crashed or started[key] == 1:
+            assert record["provenance"]["resumed"] == (key == crashed)
         assert store.weights_path(key).exists()
 
 
