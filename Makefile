@@ -36,9 +36,11 @@ book: install
 	SPARSITY_BACKEND=$(BACKEND) SPARSITY_WORKERS=$(WORKERS) $(PY) -m sparsity_lib book $(BOOK_ARGS) $(if $(filter 1,$(REPLACE)),--replace,)
 
 # The whole test suite, including executing every notebook with the smoke profile and the
-# Ray/submitit sweep tests (so the cluster extras are installed here too).
+# Ray/submitit sweep tests (so the cluster extras are installed here too), on every core (pytest-xdist;
+# TEST_WORKERS=0 runs it in this one process).
+TEST_WORKERS ?= auto
 test: install-cluster
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 # Every GPU check in one command, within 8 minutes on one GPU (benchmarks/gpu_check.py): the CUDA tests,
 # the training and pruning benchmarks on CUDA and a `gpu`-profile slice of Table 1 into the store, all

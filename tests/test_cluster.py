@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -71,22 +72,40 @@ class CrashOnce:
 
 class DieOnce(CrashOnce):
     """As CrashOnce, but the first attempt at config `crash` kills its whole worker process after the
-    first epoch's checkpoint (out of memory, a signal): the local pool breaks and must be replaced."""
+    first epoch's checkpoint (out of memory, a signal): the local pool breaks and must be replaced.
+
+    So that the pool breaks at a known moment for every run, each other run parks after its own first
+    epoch's checkpoint until the crash has happened (logging `parked` first): the runs in flight when the
+    worker dies are exactly the parked ones, and each must resume from its checkpoint."""
 
     def __call__(self, config, **kwargs):
         folder, key = Path(self.folder), config_hash(config)
         log_start(folder, key)
+        marker = folder / "crashed"
 
         def die_after_first_epoch(epoch, entry):
-            marker = folder / "crashed"
             if key == self.crash and not marker.exists():
                 marker.write_text(f"{key} epoch {epoch}\n")
                 os._exit(3)
+            if epoch == 1 and not marker.exists():
+                park_until(marker, folder, key)
 
         record = train(config, callback=die_after_first_epoch, **kwargs)
         with open(folder / "trained.log", "a") as log:
             log.write(key + "\n")
         return record
+
+
+def park_until(marker: Path, folder: Path, key: str, timeout_s: float = 300.0) -> None:
+    """Wait until `marker` exists; `parked.log` gets `key` first, `unparked.log` only if the wait timed out
+    (then the run was not in flight when its pool broke)."""
+    log_start(folder, key, "parked.log")
+    deadline = time.monotonic() + timeout_s
+    while not marker.exists():
+        if time.monotonic() > deadline:
+            log_start(folder, key, "unparked.log")
+            return
+        time.sleep(0.05)
 
 
 def ship_by_value():
@@ -99,8 +118,8 @@ def ship_by_value():
             pass
 
 
-def log_start(folder: Path, key: str) -> None:
-    with open(folder / "started.log", "a") as log:
+def log_start(folder: Path, key: str, name: str = "started.log") -> None:
+    with open(folder / name, "a") as log:
         log.write(key + "\n")
 
 
@@ -109,22 +128,25 @@ def trained_log(folder: Path, name: str = "trained.log") -> Counter:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
 
+def in_flight(folder: Path) -> set[str]:
+    """The runs parked (`DieOnce`) when the crashing worker died: those its broken pool cut off."""
+    return set(trained_log(folder, "parked.log")) - set(trained_log(folder, "unparked.log"))
+
+
 def assert_sweep_landed_once(store: RunStore, configs, folder: Path, crashed: str) -> None:
-    """Every config trained to completion exactly once, its record whole, the crashed one resumed. Any other
-    run resumes only if an earlier attempt of it was cut off: a dying worker breaks the local pool, which
-    also stops the run beside it, and that run then resumes from its own checkpoint."""
+    """Every config trained to completion exactly once, its record whole; the crashed run resumed, and so
+    did every run its dying worker's broken pool cut off (`in_flight`); no other run resumed."""
     keys = {config_hash(c) for c in configs}
-    started = trained_log(folder, "started.log")
     assert (folder / "crashed").exists(), "the injected crash never happened"
     assert trained_log(folder) == Counter(keys)  # each config finished once: no re-runs, none lost
     assert {p.stem for p in store.root.glob("*.json")} == keys
     assert not list(store.root.glob("*.corrupt")) and not list(store.root.glob("checkpoints/*.pt"))
+    resumed = {crashed} | in_flight(folder)
     for key in keys:
         record = store.load(key)
         assert record is not None and record["config_hash"] == key
         assert len(record["history"]) == 2  # both smoke epochs, also for the run that crashed after one
-        if key == crashed or started[key] == 1:
-            assert record["provenance"]["resumed"] == (key == crashed)
+        assert record["provenance"]["resumed"] == (key in resumed), key
         assert store.weights_path(key).exists()
 
 
@@ -294,6 +316,8 @@ def test_local_pool_retries_a_crash_or_a_dead_worker(tmp_path, failure):
     result = run_sweep(configs, backend="local", workers=2, store=store, retries=1, progress=False,
                        train_fn=failure(tmp_path, crash=crashed))
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
+    if failure is DieOnce:  # the run beside the crashed one was cut off at its first epoch, and resumed
+        assert len(in_flight(tmp_path)) == 1
     assert_sweep_landed_once(store, configs, tmp_path, crashed)
 
 

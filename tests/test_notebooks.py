@@ -1,14 +1,15 @@
 """Every chapter notebook executes cleanly at the smoke profile, and the book builds from the results.
 
-Each notebook is executed once per session (papermill, profile smoke, an empty data root so the
-synthetic fallback is exercised, a temporary run store); the HTML build and the re-run test reuse
-those executions.
+Each notebook is executed once per test run (papermill, profile smoke, an empty data root so the
+synthetic fallback is exercised, a temporary run store), by whichever pytest-xdist worker needs it
+first; the HTML build and the re-run test reuse those executions.
 """
 from __future__ import annotations
 
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -18,9 +19,10 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from filelock import FileLock
 
 from sparsity_lib import RunStore
-from sparsity_lib.book import ROOT, execute_chapter
+from sparsity_lib.book import ROOT, ChapterFailed, execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BOOK_PAGES = ("_config.yml", "_static/wrap.css", "reproduce.md", "docs/paper_tables.md", "docs/calibration.md",
@@ -30,28 +32,42 @@ BAD_STDERR = re.compile(r"Traceback|Warning|Error|Exception")
 RAW_DIRECTIVE = re.compile(r"<p>:::\{")  # a colon fence parsed as plain text
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run sees: the run's own temporary folder, which holds
+    one folder per worker (`popen-gw0`, ...); without xdist, this process's temporary folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def smoke_store(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("store")
+    """One run store for every chapter executed in this test run (the workers share it, as a sweep's do)."""
+    folder = shared_folder(tmp_path_factory) / "smoke-store"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def execute(tmp_path_factory, smoke_store):
-    """execute(source) -> executed notebook path; each notebook runs once per session."""
-    output_dir = tmp_path_factory.mktemp("executed")
-    no_data = tmp_path_factory.mktemp("no-data")
-    done: dict[str, Path | Exception] = {}
+    """execute(source) -> executed notebook path. Each notebook runs once per test run, whichever worker
+    asks first (a file lock per notebook); a failure is remembered too, so the build test never re-runs it."""
+    output_dir = shared_folder(tmp_path_factory) / "executed"
+    no_data = shared_folder(tmp_path_factory) / "no-data"
+    output_dir.mkdir(exist_ok=True)
+    no_data.mkdir(exist_ok=True)
 
     def run(source: Path) -> Path:
-        if source.name not in done:  # a failure is remembered too: the build test must not re-run it
-            parameters = {"profile": "smoke", "store": str(smoke_store), "data_root": str(no_data)}
-            try:
-                done[source.name] = execute_chapter(source, parameters, output_dir)
-            except Exception as error:
-                done[source.name] = error
-        if isinstance(done[source.name], Exception):
-            raise done[source.name]
-        return done[source.name]
+        executed, failed = output_dir / source.name, output_dir / f"{source.name}.failed"
+        with FileLock(output_dir / f"{source.name}.lock"):
+            if not executed.exists() and not failed.exists():
+                parameters = {"profile": "smoke", "store": str(smoke_store), "data_root": str(no_data)}
+                try:
+                    execute_chapter(source, parameters, output_dir)
+                except Exception as error:  # noqa: BLE001 -- kept as text for the other workers
+                    failed.write_text(f"{type(error).__name__}: {error}")
+        if failed.exists():
+            raise ChapterFailed(failed.read_text())
+        return executed
     return run
 
 
@@ -198,13 +214,15 @@ HYPERPARAMETERS = ROOT / "notebooks" / "06_hyperparameters.ipynb"
 @pytest.mark.skipif(not HYPERPARAMETERS.exists(), reason="chapter 6 not written yet")
 def test_rerun_with_a_new_batch_size_trains_only_that_run(execute, smoke_store, tmp_path):
     execute(HYPERPARAMETERS)  # the default configurations are stored now
-    store = RunStore(smoke_store)
-    before = {path.name: path.stat().st_mtime_ns for path in smoke_store.glob("*.json")}
+    copy = tmp_path / "store"  # a copy: other workers keep adding runs to the shared smoke store
+    shutil.copytree(smoke_store, copy, ignore=shutil.ignore_patterns("checkpoints", ".*.tmp"))
+    store = RunStore(copy)
+    before = {path.name: path.stat().st_mtime_ns for path in copy.glob("*.json")}
     defaults = _parameter_default(HYPERPARAMETERS, "batch_sizes")
     new_size = max(defaults) * 2
-    execute_chapter(HYPERPARAMETERS, {"profile": "smoke", "store": str(smoke_store),
+    execute_chapter(HYPERPARAMETERS, {"profile": "smoke", "store": str(copy),
                                       "data_root": str(tmp_path), "batch_sizes": defaults + [new_size]}, tmp_path)
-    after = {path.name: path.stat().st_mtime_ns for path in smoke_store.glob("*.json")}
+    after = {path.name: path.stat().st_mtime_ns for path in copy.glob("*.json")}
     added = sorted(set(after) - set(before))
     assert len(added) == 1, f"expected one new run (batch {new_size}, 1 seed at smoke), got {added}"
     assert store.load(Path(added[0]).stem)["config"]["batch_size"] == new_size
