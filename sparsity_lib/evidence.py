@@ -23,19 +23,19 @@ from .optim import DEFAULT_LR, simulate_weight
 from .pruned_runs import prune_or_load
 from .store import resolve_data_root
 
-__all__ = ["absent_datasets", "ADAGRAD_STATE", "adagrad_state", "all_variants", "available_runs", "batch_variants",
+__all__ = ["absent_datasets", "adagrad_state", "ADAGRAD_STATE", "all_variants", "available_runs", "batch_variants",
            "BATCHES", "book_runs", "chapter10_extra_variants", "chapter7_extra_variants", "chapter7_extras",
            "chapter9_extra_variants", "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "CLAIM7_DEFAULTS",
-           "claim7_settings", "claim_10", "claim_4", "claim_7", "claim_8", "claim_9", "claim_verdicts",
-           "CLASS_COUNTS", "claim_4_by_classes", "claims_1_to_3", "claims_5_and_6", "class_count_variants",
-           "claims_chapter8", "CLUTTER", "DATASET_LABELS", "dataset_missing", "difficulty_variants",
+           "claim7_settings", "claim_10", "claim_4", "claim_4_by_classes", "claim_7", "claim_8", "claim_9",
+           "claim_verdicts", "claims_1_to_3", "claims_5_and_6", "claims_chapter8", "class_count_variants",
+           "CLASS_COUNTS", "CLUTTER", "DATASET_LABELS", "dataset_missing", "difficulty_variants",
            "early_universality", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
            "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
-           "real_dataset_variants", "REAL_DATASETS", "scorecard", "SLIMMING", "SLIMMING_FRACTION", "slimming_fields",
-           "strong_l2", "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants",
-           "TABLE1_WD", "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants",
-           "train_book_runs", "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants",
-           "WIDTHS"]
+           "real_dataset_variants", "REAL_DATASETS", "scorecard", "scorecard_by_profile", "SLIMMING",
+           "slimming_fields", "SLIMMING_FRACTION", "strong_l2", "supplement_optimizer_variants",
+           "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD", "table2_variants", "TINY_BATCHES",
+           "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs", "variant_fields", "verdict_changes",
+           "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),
@@ -261,6 +261,26 @@ def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
     a DataFrame (claim, statement, verdict, why, chapter), from the store only (never trains)."""
     frame = claims.scorecard(claim_verdicts(chapter) if verdicts is None else verdicts)
     return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))
+
+
+def scorecard_by_profile(chapter: Chapter, profiles: tuple[str, ...] = ("cpu", "long")):
+    """The ten claims judged at each of `profiles` from the store only (never trains): a DataFrame
+    (claim, statement, chapter, then per profile P the columns `P` (its verdict) and `why (P)`), each
+    profile read from `chapter`'s store, dataset, data root and device. Issue 20: one column per length."""
+    frame = None
+    for name in profiles:
+        at = Chapter(profile=name, dataset=chapter.dataset, data_root=chapter.data_root, device=chapter.device,
+                     store=chapter.run_store.root)
+        card = scorecard(at).rename(columns={"verdict": name, "why": f"why ({name})"})
+        frame = card if frame is None else frame.merge(card[["claim", name, f"why ({name})"]], on="claim")
+    return frame[["claim", "statement", "chapter", *[c for c in frame if c not in ("claim", "statement", "chapter")]]]
+
+
+def verdict_changes(frame, first: str, second: str) -> list[int]:
+    """The claims whose verdict differs between profile columns `first` and `second` of
+    `scorecard_by_profile`, leaving out claims not tested at either (no verdict to compare)."""
+    judged = (frame[first] != claims.NOT_TESTED) & (frame[second] != claims.NOT_TESTED)
+    return frame.loc[judged & (frame[first] != frame[second]), "claim"].tolist()
 
 
 ADAGRAD_STATE = {"optimizer": "adagrad", "l2": 2e-2}  # the run whose optimizer state explains claim 2's Adagrad

@@ -109,3 +109,28 @@ def test_a_claim_is_judged_when_its_runs_are_stored_though_another_claims_are_mi
     assert verdicts[1].status == HOLDS
     assert verdicts[2].status == NOT_TESTED and "optimizer sgd" in verdicts[2].reason
     assert verdicts[3].status == NOT_TESTED
+
+
+def test_scorecard_by_profile_has_one_verdict_column_per_profile(tmp_path, monkeypatch):
+    """Runs stored at `smoke` only: every claim judged there, each one needing runs 'not tested' at
+    `cpu`, and `verdict_changes` compares only claims judged at both."""
+    from sparsity_lib import chapter as chapter_module
+
+    def stored_runs(self, variants):
+        if self.profile != "smoke":
+            raise chapter_module.MissingRuns(f"run(s) not in the store at {self.profile}")
+        return [paper_like(self.config(seed=s, **fields)) for fields in variants for s in range(3)]
+    monkeypatch.setattr(chapter_module.Chapter, "stored_runs", stored_runs)
+    monkeypatch.setattr(evidence, "prune_or_load", lambda config, method, amount=None, **_: {
+        "final": {"test_err_before": 8.0, "test_err_after": 8.0 + 0.3 * (method == "li"), "test_err": 8.0,
+                  "params_kept_pct": 40.0 if method == "implicit" else 64.0, "features_kept_pct": 70.0}})
+    base = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path))
+    frame = evidence.scorecard_by_profile(base, ("smoke", "cpu"))
+    assert list(frame.columns) == ["claim", "statement", "chapter", "smoke", "why (smoke)", "cpu", "why (cpu)"]
+    assert (frame["smoke"] == HOLDS).all()
+    card = frame.set_index("claim")
+    assert card.loc[1, "cpu"] == NOT_TESTED and "not in the store at cpu" in card.loc[1, "why (cpu)"]
+    assert card.loc[7, "cpu"] == HOLDS  # a simulation, judged at every profile
+    assert evidence.verdict_changes(frame, "smoke", "cpu") == []
+    flipped = frame.assign(cpu=frame["smoke"].where(frame["claim"] != 7, "fails"))
+    assert evidence.verdict_changes(flipped, "smoke", "cpu") == [7]
