@@ -418,7 +418,7 @@ def test_precision_bench_trains_each_mode_once_and_reports(tmp_path, capsys):
 
 def test_diverging_member_stops_the_group_and_nothing_is_stored(tmp_path):
     small = TINY.replace(epochs=1, lr_drops=(), train_subset=160, test_subset=40, optimizer="sgd")
-    configs = [small.replace(seed=0), small.replace(seed=1, lr=1e10)]  # the second explodes
+    configs = [small.replace(seed=0), small.replace(seed=1, lr=10.0, gamma_lr_scale=1e30)]  # the second explodes
     with pytest.raises(TrainingDiverged) as error:
         run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
     message = str(error.value)
