@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    found = optimizer_state(torch.load(args.checkpoint, map_location="cpu", weights_only=False))
+    # weights_only: torch's restricted unpickler (tensors, plain containers) cannot run a planted pickle's code
+    found = optimizer_state(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(found, indent=1))
     print(f"{args.out}: {len(found['layers'])} layers at step {found['step']} (lr {found['lr']:g}, L2 {found['l2']:g})")

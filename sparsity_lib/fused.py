@@ -48,8 +48,10 @@ from .train import (
     lr_factor,
     pick_device,
     restore_checkpoint,
+    resume_threads,
     save_checkpoint,
     snapshot_epochs,
+    threads_note,
     training_device,
 )
 from .train import train as train_single
@@ -149,6 +151,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
         for i, config in enumerate(members):
             if 0 in snapshots_at[i]:
                 state["snapshots"][i]["0"] = bn_parameters(models[i], config.snapshot_layers)
+    threads = resume_threads(state, saved is not None)
     del models
 
     prior_elapsed = state["elapsed"]
@@ -216,7 +219,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
         sha256 = None if weights_paths[i] is None else save_checkpoint(Path(weights_paths[i]), model.state_dict())
         made_by = provenance(train_data, test_data, total_steps, dev, wall_time_s=wall, resumed=saved is not None,
                              flush_denormal=flush_denormal, channels_last=channels_last, compiled=compile,
-                             fused_models=size, precision=precision)
+                             fused_models=size, precision=precision, **threads_note(threads))
         results[i] = run_record(members[j], keys[j], model, final, universality, state["histories"][j],
                                 state["snapshots"][j], made_by, sha256)
     return results

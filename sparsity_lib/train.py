@@ -43,8 +43,9 @@ from .store import atomic_write, file_sha256, resolve_data_root
 __all__ = ["CPU_CHANNELS_LAST", "CPU_COMPILE", "DEVICES", "MAX_EVALUATIONS", "build_model", "build_optimizer",
            "check_finite", "evaluate", "final_metrics", "first_bad_step", "iterations", "load_checkpoint",
            "load_model", "load_splits", "lr_factor", "pick_device", "pruned_param_percent", "restore_checkpoint",
-           "save_checkpoint", "set_checkpoint_aside", "set_lr", "snapshot_epochs", "speed_options", "step_setup",
-           "train", "train_step", "training_device", "TrainingDiverged", "zeroed_test_errors"]
+           "resume_threads", "save_checkpoint", "set_checkpoint_aside", "set_lr", "snapshot_epochs", "speed_options",
+           "step_setup", "threads_note", "train", "train_step", "training_device", "TrainingDiverged",
+           "zeroed_test_errors"]
 
 MAX_EVALUATIONS = 50  # test-set evaluations spread over a run
 DEVICES = "auto, cpu, cuda, cuda:N"
@@ -172,27 +173,55 @@ def save_checkpoint(path: Path, state: dict) -> str:
 
 
 def load_checkpoint(path: Path | None, key: str) -> dict | None:
-    """The checkpoint at `path` for run `key`, or None. A corrupt or foreign one is set aside."""
+    """The checkpoint at `path` for run `key`, or None. A corrupt or foreign one is set aside.
+
+    Read with `weights_only=True`: torch's restricted unpickler builds only tensors and plain
+    containers, so a planted pickle cannot run code (checkpoints and optimizer state need nothing else).
+    """
     if path is None or not Path(path).exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("config_hash") != key:
-            raise ValueError(f"it belongs to run {state.get('config_hash')}, not {key}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("config_hash") != key:
+            found = state.get("config_hash") if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"it belongs to run {found}, not {key}")
         return state
     except Exception as error:  # any unreadable file: keep it for inspection, restart the run
         set_checkpoint_aside(Path(path), error)
         return None
 
 
+def _first_line(error: BaseException) -> str:
+    """`TypeName: the first line of its message` (torch's unpickling errors run to a dozen lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def set_checkpoint_aside(path: Path, error: Exception) -> None:
+    """Rename an unusable checkpoint to `<name>.corrupt` and warn in one line: the run restarts."""
     aside = path.with_suffix(".corrupt")
     try:
         os.replace(path, aside)
     except FileNotFoundError:  # another worker set it aside first
         pass
-    warnings.warn(f"checkpoint {path} is unusable ({type(error).__name__}: {error}); moved to {aside.name} "
+    warnings.warn(f"checkpoint {path} is unusable ({_first_line(error)}); moved to {aside.name} "
                   "and restarting the run")
+
+
+def resume_threads(state: dict, resumed: bool) -> list[int]:
+    """The CPU thread counts a run has trained under, in order, kept in the loop `state` (so in its
+    checkpoint) and updated to this process's `torch.get_num_threads()`.
+
+    Resume is exact only at the same thread count (float reductions are split by thread), so resuming
+    under another one warns once; `train` records the list as provenance `resumed_threads` then.
+    """
+    threads = torch.get_num_threads()
+    counts = state.setdefault("threads", [threads])  # a checkpoint from before this key: unknown, assumed equal
+    if resumed and counts[-1] != threads:
+        warnings.warn(f"resuming under {threads} CPU thread(s), but the checkpoint was written under {counts[-1]}: "
+                      "the result may differ from an uninterrupted run in float rounding")
+        counts.append(threads)
+    return counts
 
 
 def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer, state_keys=()) -> dict | None:
@@ -219,6 +248,12 @@ def restore_checkpoint(path: Path | None, key: str, model: nn.Module, optimizer,
         set_checkpoint_aside(Path(path), error)
         return None
     return state
+
+
+def threads_note(threads: list[int]) -> dict:
+    """Provenance keys for the thread counts of `resume_threads`: `resumed_threads` (e.g. [2, 1]) when
+    the run changed thread count on a resume, else none (`cpu_threads` is always recorded)."""
+    return {"resumed_threads": list(threads)} if len(threads) > 1 else {}
 
 
 def pruned_param_percent(model: nn.Module, masks: dict[str, torch.Tensor]) -> float:
@@ -334,6 +369,7 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
         state = saved
     elif 0 in snapshots_at:
         state["snapshots"]["0"] = bn_parameters(model, config.snapshot_layers)
+    threads = resume_threads(state, saved is not None)
 
     prior_elapsed = state["elapsed"]  # seconds spent before an interruption
     bar = tqdm(total=total_steps, initial=state["step"], desc=config.label(), disable=not progress,
@@ -385,27 +421,31 @@ def train(config: RunConfig, *, data_root=None, device: str = "auto", checkpoint
     sha256 = None if weights_path is None else save_checkpoint(Path(weights_path), model.state_dict())
     made_by = provenance(train_data, test_data, total_steps, dev, wall_time_s=prior_elapsed + time.time() - started,
                          resumed=saved is not None, flush_denormal=flush_denormal, channels_last=prepare is not None,
-                         compiled=forward is not model)
+                         compiled=forward is not model, **threads_note(threads))
     return run_record(config, key, model, final, universality, state["history"], state["snapshots"], made_by, sha256)
 
 
 def load_model(record: dict, weights_path, device: str = "cpu") -> nn.Module:
-    """Rebuild the trained model of a stored record from its saved weights.
+    """Rebuild the trained model of a stored record from its saved weights (`RunStore.weights_file`).
 
-    Raises ValueError naming the file when the weights are missing, do not match the record's
-    `weights_sha256`, cannot be read, or do not fit the record's model.
+    Raises ValueError naming the file when the record has no `weights_sha256`, or the weights are
+    missing, do not match it, cannot be read (read with `weights_only=True`: a planted pickle cannot
+    run code), or do not fit the record's model.
     """
     path = Path(weights_path)
+    if not isinstance(record.get("weights_sha256"), str):
+        raise ValueError(f"record of run {record.get('config_hash')} has no weights_sha256, so weights file {path} "
+                         "cannot be checked; allowed: a record stored with its weights")
     config = RunConfig.from_dict(record["config"])
     classes = config.num_classes or {"cifar100": 100, "tinyimagenet": 200, "imagenet": 1000}.get(config.dataset, 10)
     model = build_model(config, classes, record["provenance"]["image_size"])
     try:
-        if "weights_sha256" in record and file_sha256(path) != record["weights_sha256"]:
+        if file_sha256(path) != record["weights_sha256"]:
             raise ValueError(f"its sha256 differs from the record's weights_sha256 {record['weights_sha256'][:12]}...")
-        model.load_state_dict(torch.load(path, map_location=device))
+        model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
     except Exception as error:  # noqa: BLE001 -- one message naming the file, whatever torch raised
         raise ValueError(f"weights file {path} of run {record.get('config_hash')} is unusable "
-                         f"({type(error).__name__}: {error})") from error
+                         f"({_first_line(error)})") from None
     return model.to(device).eval()
 
 

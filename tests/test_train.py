@@ -1,6 +1,8 @@
 import importlib
+from pathlib import Path
 
 import pytest
+import torch
 
 from sparsity_lib import RunConfig, train
 from sparsity_lib.train import iterations, lr_factor
@@ -88,3 +90,86 @@ def test_zeroed_test_errors_reproduces_the_recorded_errors(tiny_config, tmp_path
     assert table.loc["|γ| < 10 zeroed", "features zeroed"] == everything
     with pytest.raises(ValueError):
         train_module.zeroed_test_errors(record, tmp_path / "missing.pt", data_root=tmp_path)
+
+
+# ------------------------------------------------------------ files on disk never run code (issue 19)
+class Planted:
+    """A pickle payload: unpickling it opens (creates) `path` for writing, as an attacker's code would run."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+@pytest.fixture
+def old_torch_default(monkeypatch):
+    """torch.load as torch < 2.6 behaves (pyproject once allowed 2.4): unpickling anything unless the
+    caller passes weights_only=True."""
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *args, weights_only=False, **kw: real(*args, weights_only=weights_only,
+                                                                                      **kw))
+
+
+def test_a_planted_checkpoint_runs_no_code_and_the_run_restarts(tmp_path, tiny_config, old_torch_default):
+    from sparsity_lib import config_hash
+    evidence, checkpoint = tmp_path / "pwned", tmp_path / "ckpt.pt"
+    torch.save({"config_hash": config_hash(tiny_config), "payload": Planted(evidence)}, checkpoint)
+    with pytest.warns(UserWarning, match="unusable") as caught:
+        record = train(tiny_config, checkpoint_path=checkpoint, progress=False)
+    assert not evidence.exists()
+    assert (tmp_path / "ckpt.corrupt").exists() and record["provenance"]["resumed"] is False
+    assert record["history"][-1]["step"] == 15
+    message = next(str(w.message) for w in caught if "unusable" in str(w.message))
+    assert "\n" not in message  # one line, not torch's dozen
+
+
+def test_planted_weights_run_no_code_and_fail_naming_the_file(tmp_path, tiny_config, old_torch_default):
+    from sparsity_lib.store import file_sha256
+    record = train(tiny_config, weights_path=tmp_path / "good.pt", progress=False)
+    evidence, weights = tmp_path / "pwned", tmp_path / "planted.pt"
+    torch.save({"payload": Planted(evidence)}, weights)
+    record["weights_sha256"] = file_sha256(weights)  # the planted file passes the checksum: torch.load must refuse it
+    with pytest.raises(ValueError, match=f"weights file {weights} of run .* is unusable") as caught:
+        train_module.load_model(record, weights)
+    assert not evidence.exists() and "\n" not in str(caught.value)
+    del record["weights_sha256"]
+    with pytest.raises(ValueError, match="has no weights_sha256"):
+        train_module.load_model(record, tmp_path / "good.pt")
+
+
+def test_optimizer_state_script_loads_only_data(tmp_path, monkeypatch, old_torch_default):
+    import runpy
+    import sys
+    evidence, checkpoint = tmp_path / "pwned", tmp_path / "ckpt.pt"
+    torch.save({"payload": Planted(evidence)}, checkpoint)
+    monkeypatch.setattr(sys, "argv", ["optimizer_state.py", str(checkpoint), str(tmp_path / "out.json")])
+    with pytest.raises(Exception, match="Weights only load failed|Unsupported global"):
+        runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "optimizer_state.py"),
+                       run_name="__main__")
+    assert not evidence.exists()
+
+
+# -------------------------------------------------------------------------------- thread counts
+def test_a_resume_under_another_thread_count_is_recorded(tmp_path, tiny_config):
+    checkpoint, threads = tmp_path / "ckpt.pt", torch.get_num_threads()
+    other = 2 if threads == 1 else 1
+
+    def stop_at_two(epoch, _entry):
+        if epoch == 2:
+            raise Interrupt
+    try:
+        torch.set_num_threads(other)
+        with pytest.raises(Interrupt):
+            train(tiny_config, checkpoint_path=checkpoint, progress=False, callback=stop_at_two)
+        assert torch.load(checkpoint, weights_only=True)["state"]["threads"] == [other]
+        torch.set_num_threads(threads)
+        with pytest.warns(UserWarning, match=f"resuming under {threads} CPU thread.*written under {other}") as caught:
+            resumed = train(tiny_config, checkpoint_path=checkpoint, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len([w for w in caught if "CPU thread" in str(w.message)]) == 1  # warned once
+    assert resumed["provenance"]["resumed_threads"] == [other, threads]
+    assert resumed["provenance"]["cpu_threads"] == threads
+    assert "resumed_threads" not in train(tiny_config, progress=False)["provenance"]
