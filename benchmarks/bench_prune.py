@@ -61,7 +61,7 @@ def stored_models(store, optimizer, l2, batch_size, model_name):
                 (optimizer, l2, batch_size, model_name) or config.get("slimming_l1") or config.get("l1l2"):
             continue
         side = record["provenance"]["image_size"]
-        dense = load_model(record, store.weights_path(record["config_hash"]))
+        dense = load_model(record, store.weights_file(record))
         pruned, report = prune_inactive(dense, input_shape=(1, 3, side, side))
         label = (f"{model_name} w{config['width']:g}/{config['first_width']} {config['dataset']} {side}px, "
                  f"{optimizer} L2 {l2:g} b{batch_size}, {record['provenance'].get('profile') or '?'} profile "

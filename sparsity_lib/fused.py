@@ -256,18 +256,31 @@ def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, da
         store.check_writable()
         store.remove_stale_temporaries()
     for group in groups:
+        for record in _train_and_store(group, store, data_root=data_root, device=device, progress=progress,
+                                       speed=speed, profile=profile):
+            found[record["config_hash"]] = record
+    return [found[config_hash(c)] for c in resolved]
+
+
+def _train_and_store(group, store: RunStore, *, data_root, device, progress, speed, profile) -> list[dict]:
+    """Train one group (fused when it has two or more configs, or speed options that it can use), then
+    store each record with the weights its model wrote to a temporary file (`RunStore.save`: weights
+    first, record last); the records, in the group's order."""
+    weights = [store.weights_temporary(config_hash(c)) for c in group]
+    try:
         if len(group) > 1 or (any(speed.values()) and can_fuse(group)[0]):
             checkpoint = group_checkpoint_path(store, group)
             records = train_group(group, data_root=data_root, device=device, checkpoint_path=checkpoint,
-                                  weights_paths=[store.weights_path(config_hash(c)) for c in group],
-                                  progress=progress, **speed)
+                                  weights_paths=weights, progress=progress, **speed)
         else:
             checkpoint = store.checkpoint_path(config_hash(group[0]))
             records = [train_single(group[0], data_root=data_root, device=device, checkpoint_path=checkpoint,
-                                    weights_path=store.weights_path(config_hash(group[0])), progress=progress)]
-        for record in records:
+                                    weights_path=weights[0], progress=progress)]
+        for record, path in zip(records, weights):
             record["provenance"]["profile"] = profile
-            store.save(record)
-            found[record["config_hash"]] = record
-        checkpoint.unlink(missing_ok=True)
-    return [found[config_hash(c)] for c in resolved]
+            store.save(record, weights=path)
+    finally:
+        for path in weights:
+            path.unlink(missing_ok=True)  # left only when training or saving failed
+    checkpoint.unlink(missing_ok=True)
+    return records

@@ -64,18 +64,20 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
     the globally smallest `amount` fraction of |gamma|. Only the record is stored (costs, errors,
     history), not the pruned weights: `prune.prune_with_report` rebuilds them from the stored run.
 
-    Pruned records live in `<store>/pruned/<method>-<amount>-ft<steps>/<config hash>.json` with
+    Pruned records live in `<store>/pruned/<method>-<amount>-ft<steps>/<config hash>.json` (a RunStore of
+    kind 'pruned': checked and content-hashed like run records, without weights) with
     `final` = the `PruneReport` summary + 'test_err' (after fine-tuning), 'features_kept_pct', and
     `layers` = the per-layer cost rows.
     """
     base_store = store if isinstance(store, RunStore) else RunStore(store)
-    pruned_store = RunStore(Path(base_store.root) / "pruned" / f"{method}-{_amount_tag(amount)}-ft{fine_tune_steps}")
+    pruned_store = RunStore(Path(base_store.root) / "pruned" / f"{method}-{_amount_tag(amount)}-ft{fine_tune_steps}",
+                            kind="pruned")
     base = run_or_load(config, store=base_store, data_root=data_root, device=device, profile=profile,
                        progress=progress, fresh=fresh)
 
     def prune_and_tune(config, *, data_root, device, checkpoint_path, weights_path, progress):
         dev = pick_device(device)
-        model = load_model(base, base_store.weights_path(base["config_hash"]), device=str(dev))
+        model = load_model(base, base_store.weights_file(base), device=str(dev))
         _, test_data = load_splits(config, data_root)
         test_loader = make_loader(test_data, 500, train=False, device=dev)
         masks, removal = method_masks(model, method, amount)
@@ -95,7 +97,7 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
 def stored_model(record: dict, store=None, device: str = "cpu") -> nn.Module:
     """The trained network of a stored run record (`store`: a RunStore, a folder, or None for results/)."""
     store = store if isinstance(store, RunStore) else RunStore(store)
-    return load_model(record, store.weights_path(record["config_hash"]), device=device)
+    return load_model(record, store.weights_file(record), device=device)
 
 
 def dense_and_pruned(record: dict, store=None, borders: str = "fold") -> tuple[nn.Module, nn.Module, PruneReport]:

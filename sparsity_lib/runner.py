@@ -29,8 +29,9 @@ def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None
     """The record of `config`: loaded from the store when present, else trained and stored.
 
     `fresh=True` retrains even when stored. `train_fn` replaces `train.train` (used by the fused
-    trainer and by tests). A finished run is written atomically before this returns. Before training,
-    the store is checked to be writable (ValueError naming it) and stale temporary files are removed.
+    trainer and by tests). A finished run is written before this returns, weights first, record last
+    (`RunStore.save`). Before training, the store is checked to be writable (ValueError naming it)
+    and stale temporary files are removed.
     """
     store = store if isinstance(store, RunStore) else RunStore(store)
     config, _ = resolve_config(config, data_root)
@@ -42,9 +43,14 @@ def run_or_load(config: RunConfig, *, store: RunStore | str | Path | None = None
     store.remove_stale_temporaries()
     if train_fn is None:
         train_fn = train
-    record = train_fn(config, data_root=data_root, device=device, checkpoint_path=store.checkpoint_path(key),
-                      weights_path=store.weights_path(key), progress=progress)
-    record["provenance"]["profile"] = profile
-    store.save(record)
+    weights = store.weights_temporary(key)
+    try:
+        record = train_fn(config, data_root=data_root, device=device, checkpoint_path=store.checkpoint_path(key),
+                          weights_path=weights, progress=progress)
+        record["provenance"]["profile"] = profile
+        store.save(record, weights=weights)
+    finally:
+        if weights is not None:
+            weights.unlink(missing_ok=True)  # left only when training or saving failed
     store.checkpoint_path(key).unlink(missing_ok=True)
     return record

@@ -1,15 +1,21 @@
 """The run store: where finished runs live, and how they are written and served safely.
 
-A store folder holds `<hash>.json` (a run's record) and `<hash>.pt` (its final weights); writes are
-atomic (write a temporary file, then rename), reads check the record and the weights' sha256.
-`resolve_store` / `resolve_data_root` find the store and datasets folders at each use.
+A store folder holds `<key>.json` (a run's record) and `<key>-<sha>.pt` (its final weights, named by
+the first 16 hex digits of their sha256). Nothing on disk is trusted: `RunStore.load` serves a record
+only when it is a bounded regular file that parses, passes `records.check_record`, matches the content
+hash in its `record_sha256`, and names weights whose sha256 is its `weights_sha256`. Writes are atomic
+(a temporary file, then a rename) and the record is written last, so a reader never sees a record
+without its weights, even with two writers of one run. `resolve_store` / `resolve_data_root` find the
+store and datasets folders at each use.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import time
 import uuid
 import warnings
@@ -18,18 +24,28 @@ from pathlib import Path
 
 import platformdirs
 
-from .config import RunConfig, config_hash
-from .validation import is_number as _is_number
+from .records import HEADLINE_METRICS, RECORD_KEYS, RECORD_KINDS, check_record, record_digest
+from .validation import check_choice
 
-__all__ = ["CACHE_NAME", "HEADLINE_METRICS", "RECORD_KEYS", "RunStore", "STALE_TEMPORARY_S", "atomic_write",
-           "atomic_write_text", "check_record", "checkout_root", "file_sha256", "is_temporary", "resolve_data_root",
+__all__ = ["CACHE_NAME", "HEADLINE_METRICS", "KEY_PATTERN", "MAX_RECORD_BYTES", "RECORD_KEYS", "RunStore",
+           "STALE_TEMPORARY_S", "Unservable", "atomic_write", "atomic_write_text", "check_record", "checkout_root",
+           "file_sha256", "is_key", "is_temporary", "read_record", "record_text", "resolve_data_root",
            "resolve_store", "set_aside", "temporary_path"]
 
 CACHE_NAME = "implicit-sparsity-book"  # the per-user cache folder used outside a checkout
-RECORD_KEYS = ("config", "config_hash", "final", "history", "provenance")
-# Headline numbers of a record's `final`: each must be a finite number where present (test_err always is).
-HEADLINE_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "sparsity_gamma", "sparsity_act")
 STALE_TEMPORARY_S = 3600.0  # a write's temporary file older than this was left by a killed process
+KEY_PATTERN = re.compile(r"[0-9a-f]{16}")  # a run's key: `config.config_hash`
+WEIGHTS_NAME = re.compile(r"(?P<key>[0-9a-f]{16})-(?P<prefix>[0-9a-f]{16})\.pt")
+MAX_RECORD_BYTES = 64 << 20  # the largest record read (the committed ones are under 200 kB)
+
+
+class Unservable(ValueError):
+    """Why a store entry cannot be served. `keep`: leave it in place (a symbolic link, a record of
+    the old format: not the store's to move); `weights`: the weights file that failed its check."""
+
+    def __init__(self, reason: str, keep: bool = False, weights: Path | None = None):
+        super().__init__(reason)
+        self.keep, self.weights = keep, weights
 
 
 def checkout_root() -> Path | None:
@@ -39,15 +55,24 @@ def checkout_root() -> Path | None:
     return root if (root / "pyproject.toml").is_file() else None
 
 
-def _folder(explicit, variable: str, in_checkout: str) -> Path:
+def _folder(explicit, parameter: str, variable: str, in_checkout: str) -> Path:
     """`explicit`, else $`variable`, else the checkout's `in_checkout`, else the per-user cache's.
 
     Resolved at each use, not at import, so the working folder (a notebook's, Colab's) never matters.
+    An empty `explicit` or $`variable` is a ValueError: taken as "not given", it would silently send
+    writes into the checkout's committed folder.
     """
-    if explicit:
+    if explicit is not None:
+        if not str(explicit).strip():
+            raise ValueError(f"{parameter}={str(explicit)!r} is empty; allowed: a folder path, or None for "
+                             f"${variable}, else the checkout's {in_checkout}/")
         return Path(explicit)
-    if os.environ.get(variable):
-        return Path(os.environ[variable])
+    value = os.environ.get(variable)
+    if value is not None:
+        if not value.strip():
+            raise ValueError(f"${variable}={value!r} is empty; allowed: a folder path, or unset it for the "
+                             f"checkout's {in_checkout}/")
+        return Path(value)
     root = checkout_root()
     if root is not None:
         return root / in_checkout
@@ -57,13 +82,13 @@ def _folder(explicit, variable: str, in_checkout: str) -> Path:
 def resolve_store(store=None) -> Path:
     """The run store folder: `store`, else $SPARSITY_STORE, else the checkout's results/ (the
     committed runs), else results/ in the per-user cache folder."""
-    return _folder(store, "SPARSITY_STORE", "results")
+    return _folder(store, "store", "SPARSITY_STORE", "results")
 
 
 def resolve_data_root(data_root=None) -> Path:
     """The datasets folder: `data_root`, else $SPARSITY_DATA, else the checkout's data/, else data/
     in the per-user cache folder."""
-    return _folder(data_root, "SPARSITY_DATA", "data")
+    return _folder(data_root, "data_root", "SPARSITY_DATA", "data")
 
 
 def temporary_path(path: Path) -> Path:
@@ -77,63 +102,109 @@ def is_temporary(path: Path) -> bool:
     return re.fullmatch(r"\..+\.[0-9a-f]{32}\.tmp", path.name) is not None
 
 
+def is_key(name: str) -> bool:
+    """Whether `name` is a run key (16 hex digits, what `config_hash` makes)."""
+    return KEY_PATTERN.fullmatch(name) is not None
+
+
+def _kind_of(mode: int) -> str:
+    return {stat.S_IFDIR: "folder", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
+            stat.S_IFBLK: "block device"}.get(stat.S_IFMT(mode), "special file")
+
+
+def _open_regular(path: Path, limit: int | None = None) -> int:
+    """A read-only descriptor of `path`, a regular file of at most `limit` bytes (None: any size).
+
+    Raises Unservable otherwise: a symbolic link is not followed (keep=True), a FIFO is never waited
+    on (opened non-blocking, then refused), a folder or a file over `limit` is refused.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP or Path(path).is_symlink():
+            raise Unservable("it is a symbolic link, not followed", keep=True) from None
+        raise
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
+        os.close(descriptor)
+        what = f"{info.st_size:,} bytes, over the {limit:,} allowed" if stat.S_ISREG(info.st_mode) else \
+            f"a {_kind_of(info.st_mode)}, not a regular file"
+        raise Unservable(f"it is {what}")
+    return descriptor
+
+
 def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a file's bytes (the store's weights checksum)."""
+    """sha256 hex digest of a regular file's bytes (the store's weights checksum); Unservable (a
+    ValueError) for a link, a folder or a FIFO, which hold no weights."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with os.fdopen(_open_regular(path), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def check_record(record, key: str) -> None:
-    """Raise ValueError saying why `record` (parsed JSON) cannot be served as run `key`.
+def read_record(path: Path, limit: int | None = None):
+    """The parsed JSON of the record file `path`, read without trusting it: a regular file (see
+    `_open_regular`) of at most `limit` bytes (None: MAX_RECORD_BYTES), UTF-8, nested no deeper than
+    Python's recursion limit. Raises FileNotFoundError when absent, Unservable saying why it cannot be parsed."""
+    limit = MAX_RECORD_BYTES if limit is None else limit
+    with os.fdopen(_open_regular(path, limit), "rb") as handle:
+        data = handle.read(limit + 1)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise Unservable("its JSON is nested too deep to be a record") from None
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        raise Unservable(str(error).splitlines()[0]) from None
 
-    A servable record is a dict with every RECORD_KEYS field of the right type, whose stored config
-    is valid and hashes to `key` (an edited config describes another run), and whose headline numbers
-    (HEADLINE_METRICS, test_err required) are finite.
-    """
-    if not isinstance(record, dict):
-        raise ValueError(f"it holds {type(record).__name__}, not a record (a JSON object)")
-    missing = [name for name in RECORD_KEYS if name not in record]
-    if missing:
-        raise ValueError(f"field(s) missing: {', '.join(missing)}")
-    for name, kind in {"config": dict, "config_hash": str, "final": dict, "history": list, "provenance": dict}.items():
-        if not isinstance(record[name], kind):
-            raise ValueError(f"field {name!r} is a {type(record[name]).__name__}, not a {kind.__name__}")
-    if record["config_hash"] != key:
-        raise ValueError(f"its config_hash field is {record['config_hash']!r}, not {key!r}")
-    stored = config_hash(RunConfig.from_dict(record["config"]))
-    if stored != key:
-        raise ValueError(f"its config hashes to {stored}, not {key}: it describes another run")
-    if "test_err" not in record["final"]:
-        raise ValueError("final test_err is missing")
-    for name in HEADLINE_METRICS:
-        if name in record["final"] and not _is_number(record["final"][name]):
-            raise ValueError(f"final {name}={record['final'][name]!r} is not a finite number")
-    if "weights_sha256" in record and not isinstance(record["weights_sha256"], str):
-        raise ValueError(f"weights_sha256={record['weights_sha256']!r} is not a hex digest")
+
+def record_text(record: dict) -> str:
+    """The text of a record file: the one formatting `RunStore.save` (and the migration) writes."""
+    return json.dumps(record, indent=1, sort_keys=True)
 
 
 def set_aside(path: Path, reason: str, what: str = "record") -> None:
-    """Rename a damaged store file to `<name>.corrupt` (kept for inspection) and warn, naming it."""
+    """Rename a damaged store entry to `<name>.corrupt` (kept for inspection; a unique name when that
+    one is taken) and warn in one line, naming it."""
     aside = path.with_name(path.name + ".corrupt")
     try:
-        os.replace(path, aside)
+        try:
+            os.replace(path, aside)
+        except OSError as error:
+            if isinstance(error, FileNotFoundError):
+                raise
+            aside = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.corrupt")  # e.g. a folder already there
+            os.replace(path, aside)
     except FileNotFoundError:  # another reader moved it aside first
         pass
     warnings.warn(f"run store: {what} {path} is corrupt ({reason}); moved to {aside.name}, will recompute")
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def atomic_write(path: Path, write) -> None:
     """`write(tmp)` fills a temporary file in the same folder, which is then renamed to `path`: readers
     never see half a file, an interrupted write never replaces a good one, and concurrent writers of
-    the same path (cluster workers finishing one config) never share a temporary file."""
+    the same path (cluster workers finishing one config) never share a temporary file.
+
+    A failed write (a full disk: torch's stream writer raises RuntimeError, not OSError) raises an
+    OSError of one line naming `path`; the temporary file is removed and the previous file is intact.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_path(path)
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as error:  # OSError(errno, ...) keeps the subclass (PermissionError, ...)
+        raise OSError(error.errno or errno.EIO, f"cannot write {path}: {error.strerror or _first_line(error)}; "
+                                                "the previous file, if any, is unchanged") from None
+    except RuntimeError as error:  # torch.save reports a full disk as RuntimeError
+        raise OSError(errno.EIO, f"cannot write {path}: {_first_line(error)} (is the disk full?); the previous "
+                                 "file, if any, is unchanged") from None
     finally:
         tmp.unlink(missing_ok=True)  # only left when the write failed
 
@@ -148,58 +219,112 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
+def _fsync(path: Path) -> None:
+    """Flush a written file to disk (weights must be durable before the record naming them is)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @dataclass
 class RunStore:
-    """A folder of finished runs: `<hash>.json` (the record) and `<hash>.pt` (final weights).
+    """A folder of finished runs: `<key>.json` (the record) and `<key>-<sha>.pt` (its final weights).
 
-    Checkpoints of unfinished runs live in `checkpoints/<hash>.pt` until the run finishes. `load`
-    serves only records it can vouch for (`check_record`, and weights matching the record's
-    `weights_sha256`); anything else is moved aside as `<name>.corrupt` with a warning, so the run
-    is recomputed.
+    `kind` is 'run' (trained runs, with weights) or 'pruned' (pruned records, rebuilt from their run's
+    weights, so they keep none). Checkpoints of unfinished runs live in `checkpoints/<key>.pt` until
+    the run finishes. `load` serves only records it can vouch for (module docstring); anything else is
+    moved aside as `<name>.corrupt` with a one-line warning, so the run is recomputed, except symbolic
+    links and records of the old format (no `record_sha256`: see scripts/migrate_store.py), which are
+    left in place. With `read_only=True` nothing is ever moved: a bad entry is skipped with a warning.
     """
     root: Path | str | None = None         # None: resolve_store()
+    kind: str = "run"
 
     def __post_init__(self):
         self.root = resolve_store(self.root)
+        check_choice("kind", self.kind, RECORD_KINDS)
 
     def record_path(self, key: str) -> Path:
         return self.root / f"{key}.json"
 
-    def weights_path(self, key: str) -> Path:
-        return self.root / f"{key}.pt"
+    def weights_path(self, key: str, sha256: str) -> Path:
+        """Where the weights of run `key` whose sha256 is `sha256` live: `<key>-<its first 16 hex digits>.pt`.
+        Content-addressed, so two writers of one run never overwrite each other's weights."""
+        if not is_key(key):
+            raise ValueError(f"key={key!r} is not a run key; allowed: 16 hex digits (config_hash)")
+        if not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
+            raise ValueError(f"sha256={sha256!r} is not a sha256 hex digest; allowed: 64 hex digits")
+        return self.root / f"{key}-{sha256[:16]}.pt"
+
+    def weights_file(self, record: dict) -> Path:
+        """The weights file a stored run record names (its config_hash and weights_sha256)."""
+        return self.weights_path(record["config_hash"], record["weights_sha256"])
+
+    def weights_temporary(self, key: str) -> Path | None:
+        """A fresh name for a trainer to write run `key`'s final weights to; `save` moves them to their
+        content-addressed name. None in a store of pruned records, which keep no weights."""
+        return temporary_path(self.root / f"{key}.pt") if self.kind == "run" else None
 
     def checkpoint_path(self, key: str) -> Path:
         return self.root / "checkpoints" / f"{key}.pt"
 
-    def load(self, key: str) -> dict | None:
-        """The stored record, or None when absent or set aside (see the class docstring).
-
-        Records written before weights checksums existed have no `weights_sha256` field: they are
-        served without a weights check (their other checks still apply).
-        """
+    def load(self, key: str, read_only: bool = False) -> dict | None:
+        """The stored record of run `key`, or None when absent or unservable (see the class docstring);
+        `read_only=True` changes nothing on disk."""
         path = self.record_path(key)
-        if not path.exists():
-            return None
         try:
-            record = json.loads(path.read_text())
-            check_record(record, key)
-        except FileNotFoundError:  # another reader moved a corrupt record aside meanwhile
+            return self._verified(key)
+        except (FileNotFoundError, NotADirectoryError):  # absent (or the store is a file: check_writable says so),
+            return None  # or another reader moved a corrupt record aside meanwhile
+        except OSError as error:  # e.g. no permission: not the store's to move
+            self._refuse(path, Unservable(f"it cannot be read: {error.strerror or error}", keep=True), read_only)
             return None
-        except (ValueError, TypeError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
-            set_aside(path, str(error))
+        except Unservable as problem:
+            self._refuse(path, problem, read_only)
             return None
-        if "weights_sha256" in record:
-            weights = self.weights_path(key)
-            try:
-                matches = file_sha256(weights) == record["weights_sha256"]
-            except FileNotFoundError:
-                matches = False
-            if not matches:
-                if weights.exists():
-                    set_aside(weights, f"its sha256 differs from the one in {path.name}", "weights")
-                set_aside(path, f"its weights {weights.name} are missing or do not match its weights_sha256")
-                return None
+
+    def _verified(self, key: str) -> dict:
+        """The record of `key` after every check of the class docstring; Unservable saying which failed."""
+        record = read_record(self.record_path(key))
+        try:
+            check_record(record, key, self.kind)
+            if "record_sha256" not in record:
+                raise Unservable("it has no record_sha256, so its numbers cannot be checked: a store of the old "
+                                 "format; run python scripts/migrate_store.py STORE", keep=True)
+            if record_digest(record) != record["record_sha256"]:
+                raise Unservable("its content does not match its record_sha256: it was edited")
+        except RecursionError:
+            raise Unservable("its JSON is nested too deep to be a record") from None
+        except Unservable:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as error:  # whatever a damaged config raises
+            raise Unservable(_first_line(error)) from None
+        if self.kind == "run":
+            self._check_weights(record)
         return record
+
+    def _check_weights(self, record: dict) -> None:
+        """Raise Unservable when the weights the record names are missing or their sha256 differs."""
+        weights = self.weights_file(record)
+        try:
+            matches = file_sha256(weights) == record["weights_sha256"]
+        except (OSError, ValueError):  # missing, or not a regular file: no weights
+            matches = False
+        if not matches:
+            raise Unservable(f"its weights {weights.name} are missing or do not match its weights_sha256",
+                             weights=weights)
+
+    def _refuse(self, path: Path, problem: Unservable, read_only: bool) -> None:
+        """Warn about an unservable entry; set it (and its bad weights) aside unless `read_only` or kept."""
+        if read_only or problem.keep:
+            warnings.warn(f"run store: record {path} skipped ({problem})" + ("; nothing was changed" if read_only
+                                                                             else ""))
+            return
+        if problem.weights is not None and os.path.lexists(problem.weights):
+            set_aside(problem.weights, f"its sha256 differs from the one in {path.name}", "weights")
+        set_aside(path, str(problem))
 
     def check_writable(self) -> None:
         """Raise ValueError naming the folder when finished runs cannot be written to it; run before
@@ -217,29 +342,85 @@ class RunStore:
                              "allowed: a folder you can create and write to") from None
 
     def remove_stale_temporaries(self, max_age_s: float = STALE_TEMPORARY_S) -> list[Path]:
-        """Delete the temporary files of writes killed more than `max_age_s` seconds ago (younger ones
-        may belong to a write in progress); the paths removed."""
+        """Delete what killed or superseded writes left more than `max_age_s` seconds ago (younger files
+        may belong to a write in progress): temporary files, and weights no record names (`_orphans`).
+        The paths removed."""
+        candidates = [path for folder in (self.root, self.root / "checkpoints") for path in folder.glob(".*.tmp")
+                      if is_temporary(path)] + self._orphans()
         removed = []
-        for folder in (self.root, self.root / "checkpoints"):
-            for path in folder.glob(".*.tmp"):
-                try:
-                    if is_temporary(path) and time.time() - path.stat().st_mtime > max_age_s:
-                        path.unlink()
-                        removed.append(path)
-                except FileNotFoundError:  # another process removed it first
-                    pass
+        for path in candidates:
+            try:
+                if time.time() - path.lstat().st_mtime > max_age_s:
+                    path.unlink()
+                    removed.append(path)
+            except FileNotFoundError:  # another process removed it first
+                pass
         return removed
 
-    def save(self, record: dict) -> Path:
-        path = self.record_path(record["config_hash"])
-        atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True))
+    def _orphans(self) -> list[Path]:
+        """Weights files that no record names: left by a rewrite of their run (fresh=True) or by the
+        writer that lost a race to store one run. Weights of an unreadable record are kept."""
+        found = []
+        for path in self.root.glob("*-*.pt"):
+            match = WEIGHTS_NAME.fullmatch(path.name)
+            if match is None:
+                continue
+            try:
+                record = read_record(self.record_path(match["key"]))
+            except FileNotFoundError:
+                record = {}
+            except (Unservable, OSError):
+                continue
+            named = record.get("weights_sha256") if isinstance(record, dict) else None
+            if not (isinstance(named, str) and named.startswith(match["prefix"])):
+                found.append(path)
+        return found
+
+    def save(self, record: dict, weights: Path | str | None = None) -> Path:
+        """Store `record` (adding its `record_sha256`) with its weights; the record file's path.
+
+        `weights`: the file the trainer wrote (a run store's records need it, unless their weights are
+        already in place). It is moved to its content-addressed name first, then the record is written
+        atomically: a reader sees the old record with its weights or the new one with its, never a
+        mix, even while another writer stores the same run. Raises ValueError (nothing written) for a
+        record `load` would refuse, or weights whose sha256 is not the record's `weights_sha256`.
+        """
+        key = record["config_hash"]
+        parsed = json.loads(json.dumps(record))  # what `load` will read back
+        check_record(parsed, key, self.kind)
+        record["record_sha256"] = record_digest(parsed)
+        if self.kind == "run":
+            self._place_weights(record, weights)
+        elif weights is not None:
+            raise ValueError(f"weights={str(weights)!r}, but a store of pruned records keeps no weights; allowed: None")
+        path = self.record_path(key)
+        atomic_write_text(path, record_text(record))
         return path
 
-    def records(self) -> list[dict]:
-        """Every readable record in the store (corrupt ones are skipped with a warning)."""
+    def _place_weights(self, record: dict, weights) -> None:
+        """Move `weights` (synced first) to the content-addressed name of `record`'s weights_sha256."""
+        target = self.weights_file(record)
+        if weights is None:
+            if not target.is_file():
+                raise ValueError(f"weights=None, but {target} is not in place; allowed: the weights file the "
+                                 "trainer wrote")
+            return
+        actual = file_sha256(Path(weights))
+        if actual != record["weights_sha256"]:
+            raise ValueError(f"weights={str(weights)!r} has sha256 {actual[:16]}..., not the record's weights_sha256 "
+                             f"{record['weights_sha256'][:16]}...; allowed: the weights file the trainer wrote")
+        _fsync(Path(weights))
+        os.replace(weights, target)
+
+    def records(self, read_only: bool = False) -> list[dict]:
+        """Every servable record in the store, by key. Damaged ones are skipped with a warning (and set
+        aside unless `read_only`); a `.json` file whose name is not a run key is skipped, never moved."""
         found = []
         for path in sorted(self.root.glob("*.json")):
-            record = self.load(path.stem)
+            if not is_key(path.stem):
+                warnings.warn(f"run store: {path} skipped (its name is not a run key: 16 hex digits)")
+                continue
+            record = self.load(path.stem, read_only=read_only)
             if record is not None:
                 found.append(record)
         return found

@@ -353,9 +353,10 @@ def test_run_or_load_group_stores_loads_and_falls_back(tmp_path, monkeypatch):
     assert [r["config_hash"] for r in records] == [config_hash(c) for c in configs]
     assert [r["provenance"].get("fused_models") for r in records] == [2, 2, None]
     store = RunStore(tmp_path)
-    assert all(store.load(config_hash(c)) is not None and store.weights_path(config_hash(c)).exists() for c in configs)
-    assert not list((tmp_path / "checkpoints").glob("*.pt"))
-    model = train_module.load_model(records[1], store.weights_path(config_hash(configs[1])))
+    assert all(store.load(config_hash(c)) is not None for c in configs)
+    assert all(store.weights_file(record).exists() for record in records)
+    assert not list((tmp_path / "checkpoints").glob("*.pt")) and not list(tmp_path.glob(".*.tmp"))  # no leftovers
+    model = train_module.load_model(records[1], store.weights_file(records[1]))
     assert model.features[0].bn.num_batches_tracked == records[1]["provenance"]["steps"]
 
     def no_training(*_args, **_kwargs):

@@ -28,7 +28,7 @@ def test_run_or_load_hit_miss_and_corruption(tmp_path, tiny_config):
     train_fn, calls = counting(train)
     first = run_or_load(tiny_config, store=store, train_fn=train_fn, progress=False, profile="test")
     assert len(calls) == 1 and store.record_path(config_hash(tiny_config)).exists()
-    assert store.weights_path(config_hash(tiny_config)).exists()
+    assert store.weights_file(first).exists() and not list(store.root.glob(".*.tmp"))
     assert not store.checkpoint_path(config_hash(tiny_config)).exists()
     assert first["provenance"]["profile"] == "test"
 
@@ -52,11 +52,16 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
 
 # --------------------------------------------------------------------- the store vouches for records
 def fake_train(config, *, weights_path, **_):
-    """A stand-in trainer: a valid record, and weights written (and checksummed) as `train` does."""
+    """A stand-in trainer: a valid record (every field consumers index), and weights written (and
+    checksummed) as `train` does."""
     from sparsity_lib.train import save_checkpoint
     checksum = save_checkpoint(weights_path, {"w": torch.full((4,), float(config.seed))})
-    return {"config": config.to_dict(), "config_hash": config_hash(config), "final": {"test_err": 12.5},
-            "history": [], "provenance": {}, "weights_sha256": checksum}
+    layers = [{"layer": "C1", "features": 8, "inactive_gamma": 2, "inactive_act": 1}]
+    return {"config": config.to_dict(), "config_hash": config_hash(config), "weights_sha256": checksum,
+            "final": {"test_err": 12.5, "sparsity_gamma": 25.0, "layers": layers},
+            "history": [{"epoch": 1, "step": 5, "inactive_gamma": {"C1": 2}}], "bn": {}, "universality": {},
+            "snapshots": {}, "provenance": {"dataset_used": "synthetic", "image_size": 16, "steps": 5,
+                                            "train_images": 200, "device": "cpu"}}
 
 
 @pytest.fixture
@@ -126,9 +131,11 @@ def test_records_with_bad_fields_are_set_aside(stored, edit, match):
 def test_weights_are_checked_against_the_record(stored, tmp_path):
     store, config, train_fn, calls = stored
     key = config_hash(config)
-    assert store.load(key)["weights_sha256"] == hashlib.sha256(store.weights_path(key).read_bytes()).hexdigest()
-    store.weights_path(key).write_bytes(store.weights_path(key).read_bytes()[:-10])  # truncated
-    reloads_after_setting_aside(store, config, train_fn, calls, f"{key}.pt.corrupt", "weights")
+    weights = store.weights_file(store.load(key))
+    assert weights.name == f"{key}-{store.load(key)['weights_sha256'][:16]}.pt"  # named by their content
+    assert store.load(key)["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated
+    reloads_after_setting_aside(store, config, train_fn, calls, f"{weights.name}.corrupt", "weights")
     assert (store.root / f"{key}.json.corrupt").exists()
 
 
@@ -136,7 +143,8 @@ def test_another_runs_weights_are_detected(stored):
     store, config, train_fn, calls = stored
     other = config.replace(seed=4)
     run_or_load(other, store=store, train_fn=train_fn, progress=False)
-    shutil.copyfile(store.weights_path(config_hash(other)), store.weights_path(config_hash(config)))
+    mine = store.weights_file(store.load(config_hash(config)))
+    shutil.copyfile(store.weights_file(store.load(config_hash(other))), mine)
     with pytest.warns(UserWarning, match=config_hash(config)) as caught:
         assert store.load(config_hash(config)) is None
     assert any("do not match its weights_sha256" in str(w.message) for w in caught)
@@ -145,21 +153,18 @@ def test_another_runs_weights_are_detected(stored):
 
 def test_missing_weights_of_a_checksummed_record_mean_recompute(stored):
     store, config, train_fn, calls = stored
-    store.weights_path(config_hash(config)).unlink()
+    store.weights_file(store.load(config_hash(config))).unlink()
     reloads_after_setting_aside(store, config, train_fn, calls, f"{config_hash(config)}.json.corrupt", "missing")
 
 
-def test_records_without_a_checksum_are_served_unchecked(stored):
-    """Records stored before weights checksums existed (stores written by earlier versions hold some) keep working."""
+def test_a_record_without_its_weights_checksum_is_set_aside(stored):
+    """Removing `weights_sha256` once turned the weights check off (another run's weights were served)."""
     store, config, train_fn, calls = stored
     key = config_hash(config)
     record = json.loads(store.record_path(key).read_text())
     del record["weights_sha256"]
     store.record_path(key).write_text(json.dumps(record))
-    store.weights_path(key).write_bytes(b"garbage")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert store.load(key) == record
+    reloads_after_setting_aside(store, config, train_fn, calls, f"{key}.json.corrupt", "missing: weights_sha256")
 
 
 def test_stale_temporaries_are_removed_before_training(stored):

@@ -1,8 +1,11 @@
 """The run store under concurrent writers (several cluster workers sharing one folder): every record
-loads whole, none is duplicated, truncated or mixed from two writers, and no writer fails."""
+loads whole, none is duplicated, truncated or mixed from two writers, every record is served with
+the weights it was written with, and no writer fails."""
+import hashlib
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -18,19 +21,40 @@ SHARED = [RunConfig(dataset="synthetic", seed=seed) for seed in range(3)]  # eve
 ROOT = Path(__file__).resolve().parent.parent
 
 
+LAYERS = [{"layer": "C1", "features": 8, "inactive_gamma": 0, "inactive_act": 0}]
+PROVENANCE = {"dataset_used": "synthetic", "image_size": 16, "steps": 1, "train_images": 1, "device": "cpu"}
+
+
+def weights_bytes(writer: int, round_: int) -> bytes:
+    return f"weights of writer {writer}, round {round_}".encode()
+
+
 def fake_record(config: RunConfig, writer: int, round_: int) -> dict:
-    """A record whose size differs per writer and round, and whose content checks itself."""
+    """A valid record whose size differs per writer and round, and whose content checks itself; its
+    weights are `weights_bytes(writer, round_)` (the store checks only their sha256)."""
     size = 1 + (writer * 37 + round_ * 11) % 300
-    return {"config": config.to_dict(), "config_hash": config_hash(config), "history": [writer] * size,
-            "final": {"writer": writer, "round": round_, "size": size, "test_err": 50.0},  # the store needs test_err
-            "provenance": {"host": f"worker{writer}"}}
+    return {"config": config.to_dict(), "config_hash": config_hash(config),
+            "history": [{"step": writer, "inactive_gamma": {}}] * size,
+            "final": {"writer": writer, "round": round_, "size": size, "test_err": 50.0, "layers": LAYERS},
+            "provenance": {**PROVENANCE, "host": f"worker{writer}"}, "bn": {}, "universality": {}, "snapshots": {},
+            "weights_sha256": hashlib.sha256(weights_bytes(writer, round_)).hexdigest()}
 
 
-def assert_whole(record: dict, key: str) -> None:
-    """A record one writer wrote completely: not truncated, not two writers' bytes interleaved."""
+def save_with_weights(store: RunStore, config: RunConfig, writer: int, round_: int) -> None:
+    """What a trainer and `run_or_load` do: weights to a temporary file, then `save` moves them and
+    writes the record."""
+    weights = store.weights_temporary(config_hash(config))
+    weights.write_bytes(weights_bytes(writer, round_))
+    store.save(fake_record(config, writer, round_), weights=weights)
+
+
+def assert_whole(record: dict, key: str, store: RunStore) -> None:
+    """A record one writer wrote completely (not truncated, not two writers' bytes interleaved),
+    served with the weights that writer wrote for it."""
     final = record["final"]
     assert record["config_hash"] == key
-    assert record["history"] == [final["writer"]] * final["size"]
+    assert record["history"] == [{"step": final["writer"], "inactive_gamma": {}}] * final["size"]
+    assert store.weights_file(record).read_bytes() == weights_bytes(final["writer"], final["round"])
 
 
 def write_records(root: str, writer: int, same_pid: bool) -> None:
@@ -44,8 +68,8 @@ def write_records(root: str, writer: int, same_pid: bool) -> None:
         own = RunConfig(dataset="synthetic", seed=100 + writer)
         for round_ in range(ROUNDS):
             for config in SHARED:
-                store.save(fake_record(config, writer, round_))
-        store.save(fake_record(own, writer, 0))
+                save_with_weights(store, config, writer, round_)
+        save_with_weights(store, own, writer, 0)
     except BaseException:
         traceback.print_exc()
         os._exit(1)
@@ -65,7 +89,7 @@ def hammer(root: Path, same_pid: bool) -> list[int]:
             for config in SHARED:
                 record = store.load(config_hash(config))
                 if record is not None:
-                    assert_whole(record, config_hash(config))
+                    assert_whole(record, config_hash(config), store)
     for worker in workers:
         worker.join()
     return [worker.exitcode for worker in workers]
@@ -75,11 +99,13 @@ def assert_store_whole(root: Path) -> None:
     expected = {config_hash(c) for c in SHARED} | {
         config_hash(RunConfig(dataset="synthetic", seed=100 + w)) for w in range(WRITERS)}
     store = RunStore(root)
-    assert sorted(p.name for p in root.iterdir()) == sorted(f"{key}.json" for key in expected)  # no leftovers
+    assert sorted(p.name for p in root.glob("*.json")) == sorted(f"{key}.json" for key in expected)
+    assert all(re.fullmatch(r"[0-9a-f]{16}-[0-9a-f]{16}\.pt", p.name) for p in root.glob("*.pt"))
+    assert {p.suffix for p in root.iterdir()} == {".json", ".pt"}  # no leftovers (temporary files)
     records = store.records()
     assert sorted(r["config_hash"] for r in records) == sorted(expected)  # each once
     for record in records:
-        assert_whole(record, record["config_hash"])
+        assert_whole(record, record["config_hash"], store)
         assert record["final"]["round"] == (ROUNDS - 1 if record["config_hash"] in
                                             {config_hash(c) for c in SHARED} else 0)
 
@@ -115,14 +141,15 @@ def test_two_workers_finishing_the_same_config(tmp_path, tiny_config):
     key = config_hash(tiny_config)
     assert [out.split()[-1] for out, _ in outputs] == [key, key]
     store = RunStore(tmp_path)
-    assert sorted(p.name for p in tmp_path.glob("*.*")) == [f"{key}.json", f"{key}.pt"]
+    assert [p.name for p in tmp_path.glob("*.json")] == [f"{key}.json"]
+    assert all(re.fullmatch(f"{key}-[0-9a-f]{{16}}\\.pt", p.name) for p in tmp_path.glob("*.pt"))
     assert not list(tmp_path.glob("checkpoints/*")) and not list(tmp_path.glob(".*"))
     record = store.load(key)
     assert record is not None and len(record["history"]) == 3
-    # Record and weights may come from different workers; they must still describe the same model.
+    # The record is served with the weights its own writer wrote: they describe the same model.
     from sparsity_lib.data import make_loader
     from sparsity_lib.train import evaluate, load_model, load_splits
-    model = load_model(record, store.weights_path(key))
+    model = load_model(record, store.weights_file(record))
     _, test_data = load_splits(tiny_config)
     _, test_err = evaluate(model, make_loader(test_data, 500, train=False))
     assert test_err == pytest.approx(record["final"]["test_err"])

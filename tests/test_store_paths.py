@@ -67,3 +67,18 @@ def test_cli_ls_lists_the_committed_store_from_another_folder(tmp_path):
     stored = [path.stem for path in (ROOT / "results").glob("*.json")]
     assert stored and all(key in result.stdout for key in stored), result.stdout[-2000:]
     assert not list(tmp_path.iterdir()), "ls created files in the working folder"
+
+
+@pytest.mark.parametrize("resolve,parameter,variable", [(resolve_store, "store", "SPARSITY_STORE"),
+                                                        (resolve_data_root, "data_root", "SPARSITY_DATA")])
+def test_an_empty_folder_is_an_error_not_the_checkout(no_env, monkeypatch, resolve, parameter, variable):
+    """'' once meant "not given", so `train --store ''` wrote into the checkout's committed results/."""
+    with pytest.raises(ValueError, match=f"{parameter}='' is empty; allowed: a folder path"):
+        resolve("")
+    with pytest.raises(ValueError, match=f"{parameter}='  ' is empty"):
+        resolve("  ")
+    monkeypatch.setenv(variable, "")
+    with pytest.raises(ValueError, match=f"\\${variable}='' is empty; allowed: a folder path"):
+        resolve()
+    with pytest.raises(ValueError, match=f"\\${variable}=''"):
+        RunStore() if parameter == "store" else resolve(None)

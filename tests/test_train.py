@@ -151,7 +151,22 @@ def test_optimizer_state_script_loads_only_data(tmp_path, monkeypatch, old_torch
     assert not evidence.exists()
 
 
-# -------------------------------------------------------------------------------- thread counts
+# ------------------------------------------------------------------------ a full disk, thread counts
+def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    train_module.save_checkpoint(path, {"step": 1})
+    before = path.read_bytes()
+
+    def full(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half")  # torch had started the file
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match=f"cannot write {path}: PytorchStreamWriter failed") as caught:
+        train_module.save_checkpoint(path, {"step": 2})
+    assert "\n" not in str(caught.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
 def test_a_resume_under_another_thread_count_is_recorded(tmp_path, tiny_config):
     checkpoint, threads = tmp_path / "ckpt.pt", torch.get_num_threads()
     other = 2 if threads == 1 else 1
