@@ -1,9 +1,11 @@
 """Nothing on disk changes a served number unnoticed (issue 19): records carry a content hash, weights are
 content-addressed and written before their record, odd store entries are skipped or set aside in one
-line, and a read-only listing changes nothing."""
+line, a read-only listing changes nothing, and scripts/migrate_store.py converts an old store."""
+import difflib
 import hashlib
 import json
 import os
+import runpy
 import subprocess
 import sys
 import warnings
@@ -276,3 +278,66 @@ def test_a_read_only_listing_changes_nothing(store, tmp_path):
     messages = one_line_warnings(caught)
     assert len(messages) == 6 and all("skipped" in m for m in messages)
     assert listing(store.root) == before
+
+
+# ------------------------------------------------------------------------------------- migration
+MIGRATE = ROOT / "scripts" / "migrate_store.py"
+
+
+def old_format(store: RunStore) -> None:
+    """Turn a store into what the code before issue 19 wrote: no record_sha256, weights at <key>.pt."""
+    for path in store.root.glob("*.json"):
+        record = json.loads(path.read_text())
+        record.pop("record_sha256")
+        if store.kind == "run":
+            store.weights_file(record).rename(store.root / f"{path.stem}.pt")
+        path.write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def migrate(*args) -> int:
+    """scripts/migrate_store.py's exit code, run in this process (its output goes to capsys)."""
+    main = runpy.run_path(str(MIGRATE))["main"]
+    return main([str(arg) for arg in args])
+
+
+def test_migration_converts_an_old_store_in_place(tmp_path, capsys):
+    store = RunStore(tmp_path)
+    configs = [CONFIG.replace(seed=seed) for seed in range(4)]
+    for index, config in enumerate(configs):
+        run_or_load(config, store=store, train_fn=trainer(float(index)), progress=False)
+    pruned = RunStore(tmp_path / "pruned" / "implicit-default-ft0", kind="pruned")
+    pruned_record = {"config": CONFIG.to_dict(), "config_hash": KEY, "history": [], "layers": [{"layer": "C1"}],
+                     "provenance": {}, "final": {name: 1.0 for name in ("test_err", "test_err_before", "test_err_after",
+                                                                        "features_kept_pct", "params_kept_pct")}}
+    pruned.save(pruned_record)
+    old_format(store)
+    old_format(pruned)
+    unchecked, mismatched = (config_hash(c) for c in configs[2:])
+    edit = json.loads(store.record_path(unchecked).read_text())
+    del edit["weights_sha256"]  # a record without a weights checksum must not be blessed
+    store.record_path(unchecked).write_text(json.dumps(edit, indent=1, sort_keys=True))
+    (tmp_path / f"{mismatched}.pt").write_bytes(b"other weights")
+    before = listing(tmp_path)
+
+    assert migrate(tmp_path, "--check") == 1 and listing(tmp_path) == before
+    assert migrate(tmp_path) == 1  # two records left alone
+    out = capsys.readouterr().out
+    assert f"left alone: {store.record_path(unchecked)} (field(s) missing: weights_sha256)" in out
+    assert f"left alone: {store.record_path(mismatched)} ({mismatched}.pt has sha256" in out
+    assert out.strip().endswith("3 migrated, 0 already in the new format, 2 left alone")
+    for key in (unchecked, mismatched):
+        assert before[str(store.record_path(key))] == store.record_path(key).read_bytes()
+        assert (tmp_path / f"{key}.pt").exists()
+
+    for config in configs[:2]:
+        key = config_hash(config)
+        old_text = before[str(store.record_path(key))].decode()
+        diff = [line for line in difflib.unified_diff(old_text.splitlines(), store.record_path(key).read_text()
+                                                      .splitlines(), lineterm="", n=0) if line[:1] in "+-"]
+        assert diff[2:] == [f'+ "record_sha256": "{store.load(key)["record_sha256"]}",']  # after the ---/+++ header
+        assert not (tmp_path / f"{key}.pt").exists() and store.load(key) is not None
+    assert pruned.load(KEY)["final"]["test_err"] == 1.0
+
+    after = listing(tmp_path)
+    assert migrate(tmp_path) == 1 and listing(tmp_path) == after  # idempotent
+    assert "0 migrated, 3 already in the new format, 2 left alone" in capsys.readouterr().out
