@@ -3,12 +3,16 @@
 `python -m sparsity_lib book --profile cpu --chapter 2 -p l2_values "{'adam': [1e-4, 1e-3]}"`
 
 A chapter replaces its executed copy only when it ran through, and never one executed at another
-profile unless asked (`--replace`); `-p` parameters are checked against the parameters cells.
+profile unless asked (`--replace`). `-p` parameters are data, never code: each must be plain data of the
+kind its chapter's parameters cell declares (`check_parameter`), and the cell papermill injects must read
+back as exactly those literals (`parameterized_notebook`).
 """
 from __future__ import annotations
 
 import ast
+import functools
 import json
+import operator
 import os
 import shutil
 import subprocess
@@ -21,11 +25,13 @@ import nbformat
 from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 
+from .config import DATASET_CHOICES, get_profile
 from .store import atomic_write
+from .validation import NotOfKind, as_kind, describe, shown
 
 __all__ = ["OUTPUT", "ROOT", "SOURCES", "build_book", "build_html", "chapter_parameters", "ChapterFailed", "chapters",
-           "declared_parameters", "execute_chapter", "output_folder", "parse_parameter", "QuietKernelManager",
-           "recorded_profile"]
+           "check_parameter", "declared_kind", "declared_parameters", "execute_chapter", "NONE_DEFAULTS",
+           "output_folder", "parameterized_notebook", "parse_parameter", "QuietKernelManager", "recorded_profile"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
@@ -63,10 +69,14 @@ def chapters(selection: str = "all", sources: Path | None = None) -> list[Path]:
 
 
 def parse_parameter(text: str):
-    """A -p value as a Python literal when it is one ('[1e-4, 1e-3]', '3'), else the string."""
+    """A -p value as a Python literal when it is one ('[1e-4, 1e-3]', '3'), else the string ('C6').
+
+    Text that is not a literal of plain data ('{[1]: 2}', nesting too deep to parse) stays a string too;
+    `chapter_parameters` then says what the parameter allows.
+    """
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
         return text
 
 
@@ -81,28 +91,63 @@ def declared_parameters(source: Path) -> dict:
     return {}
 
 
-# A default's type -> (accepted types, what to call them). A None default accepts any literal.
-_KINDS = ((bool, (bool,), "True or False"), (int, (int,), "an integer"), (float, (int, float), "a number"),
-          (str, (str,), "a string"), (list, (list, tuple), "a list"), (tuple, (list, tuple), "a list"),
-          (dict, (dict,), "a dict"))
+# What a parameter whose default is None takes besides None, as its comment in the chapters' parameters
+# cells says (e.g. `clutter_levels = None  # None: the book's ...; or levels in [0, 1]`). The kinds are
+# those of sparsity_lib.validation.as_kind; tests/test_book.py checks that every None default is listed.
+FIELD_VALUE = bool | float | str | None | list[float] | list[str]  # a RunConfig field's value
+SETTINGS = list[dict[str, FIELD_VALUE]]  # RunConfig field dicts, e.g. [{"optimizer": "sgd", "l2": 5e-4}]
+NONE_DEFAULTS = {
+    "data_root": str, "store": str, "seeds": int,  # every chapter
+    "settings": SETTINGS,  # 1
+    "l2_values": dict[str, list[float]], "wd_values": dict[str, list[float]],  # 2
+    "layer_settings": SETTINGS, "pair_l2": float,  # 3
+    "strength": float, "steps": int,  # 4
+    "clutter_levels": list[float], "class_counts": list[int],  # 5
+    "negative_slope": float, "gamma_lr_scale": float,  # 7
+    "l2": float, "tinyimagenet_root": str, "imagenet_root": str, "imagenet_subset": int,  # 8
+    "vgg_batches": list[int], "slimming_fraction": float,  # 9
+    "l1l2_lambdas": list[float],  # 10
+}
 
 
-def _check_type(name: str, value, default, chapter: str) -> None:
-    for kind, accepted, words in _KINDS:
-        if isinstance(default, kind):
-            if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
-                shown = repr(default) if len(repr(default)) <= 60 else repr(default)[:57] + "..."
-                kind_name = type(value).__name__
-                article = "an" if kind_name[0] in "aeiou" else "a"
-                raise ValueError(f"-p {name}={value!r} is {article} {kind_name}; allowed: {words} "
-                                 f"(the default of {chapter} is {shown})")
-            return
+def declared_kind(name: str, default):
+    """The kind a -p value must have: the default's type (a list: of its items' kind, ints and floats
+    together a number; a dict: string keys to its values' kind); a None default: None or NONE_DEFAULTS[name]."""
+    if default is None:
+        return NONE_DEFAULTS[name] | None if name in NONE_DEFAULTS else type(None)
+    if isinstance(default, (list, tuple)):
+        return list[_merged(declared_kind(name, item) for item in default)]
+    if isinstance(default, dict):
+        return dict[str, _merged(declared_kind(name, item) for item in default.values())]
+    return type(default)
+
+
+def _merged(kinds) -> object:
+    """One kind for a container's items: a number for ints and floats, a union otherwise."""
+    kinds = set(kinds)
+    if not kinds:
+        return FIELD_VALUE
+    if kinds == {int, float}:
+        return float
+    return functools.reduce(operator.or_, sorted(kinds, key=str))
+
+
+def check_parameter(name: str, value, default, chapter: str):
+    """`value` as plain data of the kind the chapter's default declares (tuples become lists); raise
+    ValueError naming the parameter, the value and what it allows."""
+    kind = declared_kind(name, default)
+    try:
+        return as_kind(value, kind)
+    except NotOfKind as error:
+        raise ValueError(f"-p {name}={shown(value)} {error}; allowed: {describe(kind)} "
+                         f"(the default of {chapter} is {shown(default)})") from None
 
 
 def chapter_parameters(selected: list[Path], base: dict, extra: dict) -> dict[Path, dict]:
     """Per chapter, the parameters to inject: `base` and `extra` limited to the names its parameters cell
-    declares. Raises ValueError for a name no selected chapter declares or a value of the wrong type."""
+    declares. Raises ValueError for a name no selected chapter declares or a value of the wrong kind."""
     declared = {source: declared_parameters(source) for source in selected}
+    checked = {}
     for name, value in extra.items():
         if name in base:
             raise ValueError(f"-p {name}: set it with --{name} instead")
@@ -112,9 +157,9 @@ def chapter_parameters(selected: list[Path], base: dict, extra: dict) -> dict[Pa
             numbers = ", ".join(str(int(source.name[:2])) for source in selected)
             raise ValueError(f"-p {name}: no such parameter in chapter(s) {numbers}; allowed: {', '.join(allowed)}")
         for source in owners:
-            _check_type(name, value, declared[source][name], source.name)
-    return {source: {name: value for name, value in {**base, **extra}.items() if name in declared[source]}
-            for source in selected}
+            checked[source, name] = check_parameter(name, value, declared[source][name], source.name)
+    return {source: {name: checked.get((source, name), value) for name, value in {**base, **extra}.items()
+                     if name in declared[source]} for source in selected}
 
 
 def recorded_profile(notebook: Path) -> str | None:
@@ -128,34 +173,80 @@ def recorded_profile(notebook: Path) -> str | None:
 def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = None) -> Path:
     """Run one notebook with papermill; raise ChapterFailed naming the notebook and cell on error.
 
-    The notebook executes into a temporary folder and replaces `output_dir/<name>` (atomically) only
-    when every cell succeeded: a failed, interrupted or killed run leaves the previous chapter as it was.
+    The parameters are checked to be written as literals (`parameterized_notebook`). The notebook executes
+    into a temporary folder and replaces `output_dir/<name>` (atomically) only when every cell succeeded:
+    a failed, interrupted or killed run leaves the previous chapter as it was.
     """
-    import papermill
-
     target = Path(output_dir or OUTPUT) / source.name
     with tempfile.TemporaryDirectory(prefix="sparsity-book-") as scratch:
-        executed = Path(scratch) / source.name
-        try:
-            papermill.execute_notebook(str(source), str(executed), parameters=parameters, cwd=str(ROOT),
-                                       kernel_name="python3", progress_bar=False,
-                                       kernel_manager_class=QuietKernelManager)
-        except papermill.PapermillExecutionError as error:
-            if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
-                raise KeyboardInterrupt from error
-            raise ChapterFailed(f"{source.name}: cell {error.exec_count} raised {error.ename}: "
-                                f"{error.evalue}") from error
-        except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
-            raise ChapterFailed(f"{source.name}: the kernel died ({error})") from error
-        hide_injected_parameters(executed)
+        prepared, executed = Path(scratch) / f"parameterized-{source.name}", Path(scratch) / source.name
+        nbformat.write(parameterized_notebook(source, parameters), prepared)
+        run_in_kernel(source.name, prepared, executed)
+        finish_executed(executed, source)
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target
 
 
-def hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected-parameters cell `remove-cell`: the page shows the chapter's own
-    parameters cell (what a reader edits) and its provenance line, not a second cell of values."""
+def parameterized_notebook(source: Path, parameters: dict) -> nbformat.NotebookNode:
+    """The chapter with papermill's injected-parameters cell after its parameters cell. Raises ValueError
+    unless that cell is nothing but `name = literal` lines whose literals are `parameters`: it cannot run code."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    notebook = load_notebook_node(str(source))
+    if not parameters:
+        return notebook
+    notebook = parameterize_notebook(notebook, parameters, kernel_name="python3", language="python")
+    [cell] = [cell for cell in notebook.cells if "injected-parameters" in cell.metadata.get("tags", [])]
+    check_literal_cell(cell.source, parameters)
+    return notebook
+
+
+def check_literal_cell(text: str, parameters: dict) -> None:
+    """Raise ValueError unless `text` only assigns each parameter, in order, a literal equal to its value."""
+    written = literal_assignments(text)
+    for index, (name, value) in enumerate(parameters.items()):
+        if written is None or len(written) <= index or written[index] != (name, repr(value)):
+            raise ValueError(f"parameter {name}={shown(value)} cannot be written into the parameters cell as a "
+                             "literal; allowed: numbers, strings, True, False, None and lists and dicts of them")
+    if len(written) != len(parameters):
+        raise ValueError(f"the injected parameters cell assigns more than the parameters: {shown(text)}")
+
+
+def literal_assignments(text: str) -> list[tuple[str, str]] | None:
+    """[(name, repr(value))] of a cell made only of `name = literal` statements; None for anything else."""
+    try:
+        body = ast.parse(text).body
+        if all(isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+               for node in body):
+            return [(node.targets[0].id, repr(ast.literal_eval(node.value))) for node in body]
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+        pass
+    return None
+
+
+def run_in_kernel(name: str, prepared: Path, executed: Path) -> None:
+    """Execute the `prepared` notebook into `executed` with papermill; a cell's error or the kernel's death
+    is a ChapterFailed naming the chapter."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(str(prepared), str(executed), cwd=str(ROOT), kernel_name="python3",
+                                   progress_bar=False, kernel_manager_class=QuietKernelManager)
+    except papermill.PapermillExecutionError as error:
+        if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
+            raise KeyboardInterrupt from error
+        raise ChapterFailed(f"{name}: cell {error.exec_count} raised {error.ename}: {error.evalue}") from error
+    except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
+        raise ChapterFailed(f"{name}: the kernel died ({error})") from error
+
+
+def finish_executed(path: Path, source: Path) -> None:
+    """Tag papermill's injected-parameters cell `remove-cell` (the page shows the chapter's own parameters
+    cell, what a reader edits, and its provenance line, not a second cell of values), and record `source`,
+    not the temporary copy it was executed from, as the input."""
     notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.papermill["input_path"] = str(source)
     for cell in notebook.cells:
         tags = cell.metadata.get("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
@@ -189,6 +280,25 @@ def output_folder(selected: list[Path], profile: str, output_dir, replace: bool)
     return redirected
 
 
+def check_book_options(profile: str, dataset: str, fresh: bool) -> None:
+    """The options every chapter gets, checked before a kernel starts."""
+    get_profile(profile)
+    if dataset not in DATASET_CHOICES:
+        raise ValueError(f"dataset={dataset!r} is unknown; allowed: {', '.join(DATASET_CHOICES)}")
+    if not isinstance(fresh, bool):
+        raise ValueError(f"fresh={fresh!r} is invalid; allowed: True or False")
+
+
+def check_writable_folder(output: Path) -> None:
+    """`output` is a folder, or can be made one: checked before a chapter runs, not after."""
+    existing = next(path for path in (output, *output.parents) if path.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == output else f"is inside the file {existing}"
+        raise ValueError(f"--output {output} {where}; allowed: a folder (created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--output {output}: {existing} cannot be written; allowed: a folder you can write")
+
+
 def build_book(profile="cpu", dataset="auto", chapter="all", fresh=False, extra=None, html=True,
                output_dir: Path | None = None, replace: bool = False, sources: Path | None = None) -> list[Path]:
     """Execute the selected chapters, then build the HTML. Returns the executed notebooks.
@@ -197,9 +307,11 @@ def build_book(profile="cpu", dataset="auto", chapter="all", fresh=False, extra=
     to `output_folder(...)`; the HTML is built only when they went to book/ (the site's source).
     """
     os.environ.setdefault("SPARSITY_STORE", str(ROOT / "results"))
+    check_book_options(profile, dataset, fresh)
     selected = chapters(chapter, sources)
     per_chapter = chapter_parameters(selected, {"profile": profile, "dataset": dataset, "fresh": fresh}, extra or {})
     output = output_folder(selected, profile, output_dir, replace)
+    check_writable_folder(output)
     executed = []
     for index, source in enumerate(selected, start=1):
         started = time.time()

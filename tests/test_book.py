@@ -15,11 +15,23 @@ import nbformat
 import pytest
 
 from sparsity_lib import book
-from sparsity_lib.book import ChapterFailed, build_book, chapter_parameters, chapters, recorded_profile
+from sparsity_lib.book import (
+    NONE_DEFAULTS,
+    ChapterFailed,
+    build_book,
+    chapter_parameters,
+    chapters,
+    check_literal_cell,
+    declared_parameters,
+    execute_chapter,
+    recorded_profile,
+)
+from sparsity_lib.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = 'profile = "cpu"\ndataset = "auto"\nfresh = False\nvalue = 1  # an int below 10\n' \
-             'items = {"a": 1}\nseconds = 0.0\nmarker = None\ncrash = False'
+             'items = {"a": 1}\nseconds = 0.0\nmarker = ""\ncrash = False\nnames = ["a", "b"]\nrates = [0.1, 1]\n' \
+             'label = "x"'
 BODY = textwrap.dedent("""\
     import os, time
     if crash:
@@ -97,8 +109,10 @@ def test_a_dying_kernel_is_a_failed_chapter(copy_of_book):
 
 
 @pytest.mark.parametrize("extra,message", [
-    ({"valeu": 2}, "-p valeu: no such parameter in chapter(s) 1; allowed: crash, items, marker, seconds, value"),
-    ({"items": [1]}, "-p items=[1] is a list; allowed: a dict (the default of 01_one.ipynb is {'a': 1})"),
+    ({"valeu": 2}, "-p valeu: no such parameter in chapter(s) 1; allowed: crash, items, label, marker, names, "
+                   "rates, seconds, value"),
+    ({"items": [1]}, "-p items=[1] is a list; allowed: a dict of string keys to integers (the default of "
+                     "01_one.ipynb is {'a': 1})"),
     ({"value": 2.5}, "-p value=2.5 is a float; allowed: an integer"),
     ({"value": True}, "-p value=True is a bool; allowed: an integer"),
     ({"seconds": "1"}, "-p seconds='1' is a str; allowed: a number"),
@@ -118,7 +132,136 @@ def test_parameters_go_only_to_chapters_that_declare_them():
     per_chapter = chapter_parameters(selected, base, {"clutter_levels": [0.0, 1.0], "seeds": 2})
     assert [per_chapter[source] for source in selected] == [{**base, "seeds": 2},
                                                             {**base, "clutter_levels": [0.0, 1.0], "seeds": 2}]
-    assert per_chapter[selected[1]]["clutter_levels"] == [0.0, 1.0]  # a default of None accepts any literal
+    assert per_chapter[selected[1]]["clutter_levels"] == [0.0, 1.0]  # a None default: None or NONE_DEFAULTS' kind
+
+
+# ------------------------------------------------------------------------- parameters are data, never code
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def hostile(marker: Path) -> list[str]:
+    """-p values that would create `marker` if any of them ran as code in the kernel."""
+    touch = f'open("{marker}", "w")'  # double quotes inside, as in the issue's `__import__("os").system("id")`
+    return [f"""('x" + str({touch}) + "',)""",  # papermill wrote this tuple into the cell unescaped
+            f"""'x" + str({touch}) + "'""", f"x\" + str({touch}) + \"", f"__import__('os').system('touch {marker}')",
+            f"[{touch}]", f"{{'a': {touch}}}", f"'x\\n{touch}'", f"[1] if {touch} else [2]"]
+
+
+@pytest.mark.parametrize("chapter,name", [("1", "rates"), ("1", "value"), ("1", "items"), ("1", "seconds"),
+                                          ("1", "crash"), ("4", "strengths"), ("5", "clutter_levels"),
+                                          ("2", "l2_values"), ("1", "settings")])
+def test_injection_strings_are_refused_before_a_kernel_starts(copy_of_book, tmp_path, monkeypatch, capsys,
+                                                               chapter, name):
+    """Chapter 1 of the fixture book, or the book's own chapters 1, 2, 4 and 5 (None defaults among them)."""
+    sources, folder, before = copy_of_book
+    if name in declared_parameters(sources / "01_one.ipynb"):
+        monkeypatch.setattr(book, "SOURCES", sources)
+    monkeypatch.setattr(book, "execute_chapter", lambda *_: pytest.fail("a kernel started"))
+    marker = tmp_path / "pwned"
+    for text in hostile(marker):
+        argv = ["book", "--no-html", "--chapter", chapter, "--output", str(folder), "-p", name, text]
+        assert main(argv) == 2, text
+        assert f"-p {name}=" in one_line_error(capsys)
+    assert not marker.exists() and snapshot(folder) == before
+
+
+def test_hostile_strings_where_strings_are_allowed_stay_data(copy_of_book, tmp_path, capsys):
+    sources, folder, _ = copy_of_book
+    marker = tmp_path / "pwned"
+    texts = [text for text in hostile(marker) if "\\n" not in text]
+    extra = {"names": tuple(texts), "label": texts[2], "items": {text: 1 for text in texts}}
+    [executed] = build_book("cpu", sources=sources, output_dir=folder, html=False, extra=extra)
+    assert not marker.exists()
+    recorded = nbformat.read(executed, as_version=4).metadata.papermill.parameters
+    assert (recorded["names"], recorded["label"], recorded["items"]) == (texts, texts[2], extra["items"])
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("rates", ("1e-3",), "-p rates=('1e-3',) has [0]='1e-3', a str; allowed: a list of at most 1000 numbers"),
+    ("rates", {0.1, 1.0}, "-p rates={0.1, 1.0} is a set; allowed: a list of at most 1000 numbers"),
+    ("items", {("a", "b"): 1}, "-p items={('a', 'b'): 1} has a key ('a', 'b'), a tuple; allowed: a dict of string"),
+    ("label", b"x", "-p label=b'x' is a bytes; allowed: a string of at most 400 printable characters"),
+    ("label", "x" * 401, "-p label='xxx"),
+    ("label", "a\nb", "-p label='a\\nb' is a string with a newline or another unprintable character"),
+    ("seconds", float("inf"), "-p seconds=inf is not finite; allowed: a number"),
+    ("rates", [0.1, float("nan")], "-p rates=[0.1, nan] has [1]=nan, not finite"),
+    ("value", 10**16, "-p value=10000000000000000 is beyond 10**15 in magnitude; allowed: an integer"),
+    ("names", ["a", 1], "-p names=['a', 1] has [1]=1, an int; allowed: a list of at most 1000 strings"),
+    ("items", {"a": 1.5}, "-p items={'a': 1.5} has ['a']=1.5, a float; allowed: a dict of string keys to integers"),
+    ("marker", None, "-p marker=None is None; allowed: a string"),
+])
+def test_parameters_must_be_plain_data_of_the_declared_kind(copy_of_book, name, value, message):
+    sources, folder, before = copy_of_book
+    with pytest.raises(ValueError) as error:
+        build_book("cpu", sources=sources, output_dir=folder, html=False, extra={name: value})
+    assert str(error.value).startswith(message) and "\n" not in str(error.value), str(error.value)
+    assert snapshot(folder) == before
+
+
+def test_tuples_become_lists_and_ints_are_numbers(committed):
+    sources, _ = committed
+    [source] = chapters("all", sources)
+    got = chapter_parameters([source], {}, {"names": ("c",), "rates": (1, 2.5), "items": {"b": 2}})[source]
+    assert got == {"names": ["c"], "rates": [1, 2.5], "items": {"b": 2}} and isinstance(got["names"], list)
+
+
+def test_every_none_default_of_the_chapters_says_what_else_it_takes():
+    defaults = {name for source in chapters() for name, default in declared_parameters(source).items()
+                if default is None}
+    assert defaults <= set(NONE_DEFAULTS), sorted(defaults - set(NONE_DEFAULTS))
+
+
+@pytest.mark.parametrize("value,accepted", [
+    (None, True), ([0, 0.5, 1.0], True), ((0.0, 1),  True), ("high", False), ([0, "1"], False), ({"a": 1}, False),
+    ([float("inf")], False),
+])
+def test_a_none_default_takes_none_or_its_declared_kind(value, accepted):
+    [chapter_5] = chapters("5")
+    base = {"profile": "cpu", "dataset": "auto", "fresh": False}
+    if accepted:
+        got = chapter_parameters([chapter_5], base, {"clutter_levels": value})[chapter_5]["clutter_levels"]
+        assert got == (list(value) if isinstance(value, tuple) else value)
+        return
+    with pytest.raises(ValueError, match=r"^-p clutter_levels=.*; allowed: a list of at most 1000 numbers or None "
+                                         r"\(the default of 05_task_difficulty.ipynb is None\)$"):
+        chapter_parameters([chapter_5], base, {"clutter_levels": value})
+
+
+def test_a_value_papermill_cannot_write_as_a_literal_is_refused(committed, tmp_path):
+    sources, _ = committed
+    [source] = chapters("all", sources)
+    marker = tmp_path / "pwned"
+    for value in [(f"""x" + str(open({str(marker)!r}, 'w')) + "x""",), object(), float("inf")]:
+        with pytest.raises(ValueError, match="cannot be written into the parameters cell as a literal"):
+            execute_chapter(source, {"profile": "cpu", "names": value}, tmp_path)
+    assert not marker.exists() and not (tmp_path / source.name).exists()
+
+
+def test_the_injected_cell_must_be_literal_assignments_only():
+    check_literal_cell("# Parameters\nvalue = 3\nnames = ['a', \"b\"]\n", {"value": 3, "names": ["a", "b"]})
+    for text in ["value = 3\nimport os\nnames = ['a', 'b']", "value = 3\nnames = ['a'] + ['b']",
+                 "value = 3\nnames = [str(1)]", "value = True\nnames = ['a', 'b']", "value = 3; names = ('a', 'b')",
+                 "value = 3\nnames = ['a', 'b']\nextra = 1", "value, names = 3, ['a', 'b']"]:
+        with pytest.raises(ValueError):
+            check_literal_cell(text, {"value": 3, "names": ["a", "b"]})
+
+
+def test_book_options_and_output_are_checked_before_a_kernel_starts(copy_of_book, tmp_path, monkeypatch):
+    sources, folder, before = copy_of_book
+    monkeypatch.setattr(book, "execute_chapter", lambda *_: pytest.fail("a kernel started"))
+    with pytest.raises(ValueError, match="^dataset='foo' is unknown; allowed: auto, cifar10, cifar100"):
+        build_book("cpu", dataset="foo", sources=sources, output_dir=folder, html=False)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ValueError, match=f"^--output {tmp_path / 'a-file'} is a file; allowed: a folder"):
+        build_book("cpu", sources=sources, output_dir=tmp_path / "a-file", html=False)
+    with pytest.raises(ValueError, match=f"^--output {tmp_path / 'a-file' / 'sub'} is inside the file "):
+        build_book("cpu", sources=sources, output_dir=tmp_path / "a-file" / "sub", html=False)
+    with pytest.raises(ValueError, match="^profile='huge' is unknown"):
+        build_book("huge", sources=sources, output_dir=folder, html=False)
+    assert snapshot(folder) == before
 
 
 def test_another_profile_does_not_replace_the_committed_chapters(copy_of_book, monkeypatch, capsys):
