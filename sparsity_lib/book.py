@@ -5,20 +5,25 @@
 A chapter replaces its executed copy only when it ran through, and never one executed at another
 profile unless asked (`--replace`). `-p` parameters are data, never code: each must be plain data of the
 kind its chapter's parameters cell declares (`check_parameter`), and the cell papermill injects must read
-back as exactly those literals (`parameterized_notebook`).
+back as exactly those literals (`parameterized_notebook`). Ctrl-C at any moment stops the chapter unwritten
+(`KernelRun`).
 """
 from __future__ import annotations
 
 import ast
 import functools
 import json
+import logging
 import operator
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -30,7 +35,7 @@ from .store import atomic_write
 from .validation import NotOfKind, as_kind, describe, shown
 
 __all__ = ["OUTPUT", "ROOT", "SOURCES", "build_book", "build_html", "chapter_parameters", "ChapterFailed", "chapters",
-           "check_parameter", "declared_kind", "declared_parameters", "execute_chapter", "NONE_DEFAULTS",
+           "check_parameter", "declared_kind", "declared_parameters", "execute_chapter", "KernelRun", "NONE_DEFAULTS",
            "output_folder", "parameterized_notebook", "parse_parameter", "QuietKernelManager", "recorded_profile"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,11 +49,22 @@ class ChapterFailed(RuntimeError):
 
 class QuietKernelManager(AsyncKernelManager):
     """The kernel's own log (its process stderr: a TCP warning at start, tracebacks of messages it could
-    not send after an interrupted run) is discarded; cell outputs travel over ZMQ and are kept."""
+    not send after an interrupted run) is discarded; cell outputs travel over ZMQ and are kept. `run`, when
+    set (by `KernelRun.manager`), is told the kernel's process group when it starts and when it is gone."""
+
+    run = None
 
     async def start_kernel(self, **kwargs):
         kwargs.setdefault("stderr", subprocess.DEVNULL)
-        return await super().start_kernel(**kwargs)
+        started = await super().start_kernel(**kwargs)
+        if self.run is not None:
+            self.run.started(getattr(self.provisioner, "pgid", None))
+        return started
+
+    async def cleanup_resources(self, restart: bool = False) -> None:
+        if self.run is not None:
+            self.run.ended(getattr(self.provisioner, "pgid", None))
+        await super().cleanup_resources(restart=restart)
 
 
 def chapters(selection: str = "all", sources: Path | None = None) -> list[Path]:
@@ -175,7 +191,7 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
 
     The parameters are checked to be written as literals (`parameterized_notebook`). The notebook executes
     into a temporary folder and replaces `output_dir/<name>` (atomically) only when every cell succeeded:
-    a failed, interrupted or killed run leaves the previous chapter as it was.
+    a failed, interrupted (Ctrl-C, `KernelRun`) or killed run leaves the previous chapter as it was.
     """
     target = Path(output_dir or OUTPUT) / source.name
     with tempfile.TemporaryDirectory(prefix="sparsity-book-") as scratch:
@@ -226,19 +242,20 @@ def literal_assignments(text: str) -> list[tuple[str, str]] | None:
 
 
 def run_in_kernel(name: str, prepared: Path, executed: Path) -> None:
-    """Execute the `prepared` notebook into `executed` with papermill; a cell's error or the kernel's death
+    """Execute the `prepared` notebook into `executed` (`KernelRun`); a cell's error or the kernel's death
     is a ChapterFailed naming the chapter."""
     import papermill
 
     try:
-        papermill.execute_notebook(str(prepared), str(executed), cwd=str(ROOT), kernel_name="python3",
-                                   progress_bar=False, kernel_manager_class=QuietKernelManager)
+        KernelRun().execute(prepared, executed)
     except papermill.PapermillExecutionError as error:
-        if error.ename == "KeyboardInterrupt":  # Ctrl-C reached the kernel too
+        if error.ename == "KeyboardInterrupt":  # the kernel was interrupted (SIGINT sent to it directly)
             raise KeyboardInterrupt from error
         raise ChapterFailed(f"{name}: cell {error.exec_count} raised {error.ename}: {error.evalue}") from error
     except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
         raise ChapterFailed(f"{name}: the kernel died ({error})") from error
+    except RuntimeError as error:  # jupyter_client: 'Kernel died before replying to kernel_info' and the like
+        raise ChapterFailed(f"{name}: the kernel failed to start ({error})") from error
 
 
 def finish_executed(path: Path, source: Path) -> None:
@@ -252,6 +269,124 @@ def finish_executed(path: Path, source: Path) -> None:
         if "injected-parameters" in tags and "remove-cell" not in tags:
             cell.metadata["tags"] = [*tags, "remove-cell"]
     nbformat.write(notebook, path)
+
+
+# ------------------------------------------------------------------------------ Ctrl-C while a chapter runs
+GRACE_S = 5.0  # after Ctrl-C, seconds an interrupted kernel has to stop before it is killed
+
+
+class ChapterInterrupted(Exception):
+    """Raised in the papermill thread at the next cell once Ctrl-C was pressed."""
+
+
+class KernelRun:
+    """One chapter executing in a papermill thread while the main thread waits and takes Ctrl-C.
+
+    jupyter_client starts the kernel in a session of its own, so a terminal's Ctrl-C reaches only this
+    process. A SIGINT handler counts it (an interrupt is never lost, wherever it lands) and the main thread
+    passes it on: the kernel's process group gets SIGINT and the next cell is refused; after GRACE_S seconds
+    or a second Ctrl-C the group gets SIGKILL (its checkpoints and records are written atomically; a third
+    Ctrl-C stops waiting). An interrupted chapter then raises KeyboardInterrupt, whatever the thread returned.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.groups: set[int] = set()  # process groups of the kernels started and not yet cleaned up
+        self.interrupts = 0
+        self.error: BaseException | None = None
+
+    def execute(self, prepared: Path, executed: Path) -> None:
+        """Run papermill in a thread until it ends; raise KeyboardInterrupt if interrupted, else its error."""
+        worker = threading.Thread(target=self.papermill, args=(prepared, executed), name="papermill", daemon=True)
+        papermill_log = logging.getLogger("papermill")
+        papermill_log.addFilter(self.quiet)
+        try:
+            with self.counting_interrupts():
+                worker.start()
+                self.wait(worker)
+        finally:
+            papermill_log.removeFilter(self.quiet)
+        if self.interrupts:
+            raise KeyboardInterrupt
+        if self.error is not None:
+            raise self.error
+
+    def papermill(self, prepared: Path, executed: Path) -> None:
+        """The thread: papermill executes `prepared`; its exception is kept for the main thread."""
+        import papermill
+
+        try:
+            papermill.execute_notebook(str(prepared), str(executed), cwd=str(ROOT), kernel_name="python3",
+                                       progress_bar=False, kernel_manager_class=self.manager(),
+                                       on_cell_start=self.refuse_cell)
+        except BaseException as error:  # noqa: BLE001 -- re-raised by `execute` in the main thread
+            self.error = error
+
+    def manager(self) -> type:
+        """QuietKernelManager reporting its kernel's process group to this run."""
+        return type("ChapterKernelManager", (QuietKernelManager,), {"run": self})
+
+    def wait(self, worker: threading.Thread) -> None:
+        """Join `worker`; each Ctrl-C, or GRACE_S seconds after the last step, takes the next step of
+        SIGINT to the kernel, SIGKILL to it, and giving up on the thread (a daemon)."""
+        steps, taken, since = (signal.SIGINT, signal.SIGKILL, None), 0, 0.0
+        while worker.is_alive():
+            worker.join(0.1)
+            if self.interrupts > taken or (taken and time.monotonic() - since > GRACE_S):
+                if steps[taken] is None:
+                    return
+                self.signal_kernels(steps[taken])
+                taken, since = taken + 1, time.monotonic()
+
+    @contextmanager
+    def counting_interrupts(self):
+        """SIGINT counted in `interrupts` (main thread only; an ignored SIGINT stays ignored)."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGINT) if main else signal.SIG_IGN
+        if previous in (signal.SIG_IGN, None):
+            yield
+            return
+        signal.signal(signal.SIGINT, self.count)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def count(self, _signum, _frame) -> None:
+        self.interrupts += 1
+
+    def quiet(self, record: logging.LogRecord) -> bool:
+        """papermill's log filter: its errors repeat what ChapterFailed says; nothing after Ctrl-C."""
+        return not self.interrupts and record.levelno < logging.ERROR
+
+    def refuse_cell(self, **_kwargs) -> None:
+        """nbclient's on_cell_start hook: no cell starts after Ctrl-C."""
+        if self.interrupts:
+            raise ChapterInterrupted("interrupted (Ctrl-C)")
+
+    def started(self, group: int | None) -> None:
+        """A kernel started in process group `group`; killed at once if Ctrl-C came first."""
+        with self.lock:
+            if group is not None:
+                self.groups.add(group)
+                if self.interrupts:
+                    _signal_group(group, signal.SIGKILL)
+
+    def ended(self, group: int | None) -> None:
+        with self.lock:
+            self.groups.discard(group)
+
+    def signal_kernels(self, signum: int) -> None:
+        with self.lock:
+            for group in self.groups:
+                _signal_group(group, signum)
+
+
+def _signal_group(group: int, signum: int) -> None:
+    try:
+        os.killpg(group, signum)
+    except (ProcessLookupError, PermissionError):  # already gone
+        pass
 
 
 def build_html() -> None:
