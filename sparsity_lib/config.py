@@ -11,15 +11,22 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from .data import SYNTHETIC_SIZES
 from .models import ACTIVATIONS, MODELS, WIDTH_VARIANTS, layer_names
 from .optim import OPTIMIZERS
 from .validation import is_int as _is_int
 from .validation import is_number as _is_number
 
-__all__ = ["DATASET_CHOICES", "FLOAT_FIELDS", "HARD_SYNTHETIC", "PROFILES", "Profile", "RunConfig", "config_hash",
-           "get_profile", "make_config", "normalize_numbers", "validate", "width_variant"]
+__all__ = ["DATASET_CHOICES", "FLOAT_FIELDS", "HARD_SYNTHETIC", "MAX_LR", "PROFILES", "Profile", "RunConfig",
+           "TRAIN_IMAGES", "config_hash", "get_profile", "make_config", "normalize_numbers", "train_images", "validate",
+           "width_variant"]
 
 DATASET_CHOICES = ("auto", "cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
+# Training images of each dataset (ImageNet: ILSVRC-2012's train split): a batch larger than an epoch's
+# images would silently train full-batch, so `validate` refuses it.
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "tinyimagenet": 100_000, "imagenet": 1_281_167,
+                "synthetic": SYNTHETIC_SIZES["train"]}
+MAX_LR = 10.0  # the largest learning rate accepted (the paper's: 1e-3 Adam, 0.1 SGD)
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,8 @@ def validate(config: RunConfig) -> None:
     """Reject bad values with a message naming the field, the value and what is allowed.
 
     Types are checked first (an int field takes only ints, not 1.5, '1' or True; a float field takes
-    ints and floats, not strings), and every number must be finite: NaN and infinity are rejected.
+    ints and floats, not strings), and every number must be finite: NaN and infinity are rejected. Numbers
+    are bounded where a larger one only fails later: lr at most MAX_LR, a batch at most an epoch's images.
     """
     choices = {"dataset": DATASET_CHOICES, "model": MODELS, "activation": ACTIVATIONS,
                "optimizer": OPTIMIZERS}
@@ -143,8 +151,12 @@ def validate(config: RunConfig) -> None:
     for name in ("width", "epochs", "gamma_lr_scale", "beta_lr_scale"):
         if not getattr(config, name) > 0:
             _fail(name, getattr(config, name), "a finite number > 0")
-    if config.lr is not None and not config.lr > 0:
-        _fail("lr", config.lr, "None (paper default) or a finite number > 0")
+    if config.lr is not None and not 0 < config.lr <= MAX_LR:
+        _fail("lr", config.lr, f"None (paper default) or a number in (0, {MAX_LR:g}]")
+    images = train_images(config)
+    if config.batch_size > images:
+        source = f"train_subset={config.train_subset}" if images == config.train_subset else config.dataset
+        _fail("batch_size", config.batch_size, f"an integer from 1 to the {images:,} training images of {source}")
     if not 0 <= config.clutter <= 1:
         _fail("clutter", config.clutter, "a number in [0, 1]")
     if not isinstance(config.train_stream, bool):
@@ -155,6 +167,12 @@ def validate(config: RunConfig) -> None:
     layers = layer_names(config.model)
     if not isinstance(config.snapshot_layers, tuple) or any(layer not in layers for layer in config.snapshot_layers):
         _fail("snapshot_layers", config.snapshot_layers, f"layers of {config.model}: {', '.join(layers)}")
+
+
+def train_images(config: RunConfig) -> int:
+    """Training images one epoch of `config` draws from: train_subset, at most the dataset's size."""
+    full = TRAIN_IMAGES.get(config.dataset, TRAIN_IMAGES["cifar10"])  # 'auto': CIFAR-10 or synthetic, both 50,000
+    return min(full, config.train_subset) if config.train_subset else full
 
 
 def config_hash(config: RunConfig) -> str:

@@ -50,7 +50,7 @@ def test_profiles_scale_schedule_and_width():
     assert (cpu.first_width, cpu.width) == (32, 0.25)
     narrow = PROFILES["cpu"].apply(RunConfig(first_width=32, width=0.25))
     assert (narrow.first_width, narrow.width) == (16, 0.0625)
-    with pytest.raises(ValueError, match="profile=.huge.*smoke, cpu, gpu, paper"):
+    with pytest.raises(ValueError, match="profile=.huge. is unknown; allowed: smoke, cpu, .*paper"):
         get_profile("huge")
 
 
@@ -89,3 +89,27 @@ def test_snapshot_layers_are_checked_against_the_chosen_model():
 def test_numbers_of_the_right_type_still_normalize():
     assert RunConfig(l2=0, lr_drops=[250], snapshot_layers=["C5"]) == RunConfig(l2=0.0, lr_drops=(250.0,),
                                                                                 snapshot_layers=("C5",))
+
+
+# ------------------------------------------------------------------- bounds: what would only fail later
+@pytest.mark.parametrize("fields,allowed", [
+    ({"lr": 1e300}, "RunConfig.lr=1e+300 is invalid; allowed: None (paper default) or a number in (0, 10]"),
+    ({"lr": 10.5}, "RunConfig.lr=10.5 is invalid; allowed: None (paper default) or a number in (0, 10]"),
+    ({"lr": 0.0}, "RunConfig.lr=0.0 is invalid"),
+    ({"batch_size": 101, "train_subset": 100},
+     "RunConfig.batch_size=101 is invalid; allowed: an integer from 1 to the 100 training images of train_subset=100"),
+    ({"batch_size": 50_001}, "allowed: an integer from 1 to the 50,000 training images of cifar10"),
+    ({"batch_size": 50_001, "dataset": "synthetic", "train_subset": 10**6}, "50,000 training images of synthetic"),
+])
+def test_numbers_that_could_only_fail_later_are_rejected(fields, allowed):
+    with pytest.raises(ValueError) as error:
+        RunConfig(**fields)
+    assert allowed in str(error.value), str(error.value)
+
+
+def test_the_bounds_themselves_are_allowed():
+    assert RunConfig(lr=10.0).lr == 10.0
+    assert RunConfig(batch_size=100, train_subset=100).batch_size == 100
+    assert RunConfig(dataset="tinyimagenet", batch_size=100_000).batch_size == 100_000
+    with pytest.raises(ValueError, match="batch_size=41 .* 40 training images"):  # the profile's subset counts too
+        get_profile("smoke").apply(RunConfig(batch_size=41)).replace(train_subset=40)
