@@ -2,8 +2,9 @@
 
 Every expected failure ends as one line `error: ...` on stderr naming the parameter or file, the
 bad value and what is allowed: exit status 2 for a usage error (a bad value or a missing input),
-1 for a failure (a diverged run, a damaged dataset, a chapter that raised, an I/O error), 130 for
-Ctrl-C. A `--profile` other than `paper` fixes the epochs, so `--epochs` is an error there.
+1 for a failure (a diverged run, a damaged dataset, a chapter that raised, an I/O error such as a full
+disk, running out of memory), 130 for Ctrl-C. A `--profile` other than `paper` fixes the epochs, so
+`--epochs` is an error there.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import os
 import re
 import sys
 import warnings
+
+from tqdm import tqdm
 
 from .book import ChapterFailed, build_book, parse_parameter
 from .chapter import Chapter
@@ -226,18 +229,47 @@ def check_profile_fields(profile_name: str, names) -> None:
                          "relative position); allowed: epochs with --profile paper only")
 
 
+def sweep_fields(args) -> tuple[dict, dict]:
+    """({field: value} of --set, {field: [values]} of --grid); a field given twice, in either or both, or a
+    value repeated in one --grid, is an error (the last one would silently win, or a run be listed twice)."""
+    base, grid, given = {}, {}, {}
+    for option, texts in (("--set", args.set), ("--grid", args.grid)):
+        for text in texts:
+            name, values = _split_assignment(text)
+            if name in given:
+                raise ValueError(f"{option} {text}: {name} is already given by {given[name]}; allowed: each field "
+                                 "once, in one --set or one --grid")
+            given[name] = f"{option} {text}"
+            if option == "--set":
+                base[name] = parse_value(name, values)
+            elif "tuple" in str(FIELDS.get(name, dataclasses.field()).type):
+                grid[name] = [parse_value(name, values)]
+            else:
+                grid[name] = [parse_value(name, value) for value in values.split(",")]
+                if len(set(map(repr, grid[name]))) < len(grid[name]):
+                    raise ValueError(f"--grid {text}: a value of {name} is repeated; allowed: distinct values")
+    return base, grid
+
+
+def sweep_seeds(args, base: dict, grid: dict) -> list[int]:
+    """The seeds swept: those of --grid seed=0,1 or --set seed=3 (taken out of `grid`/`base`), else
+    0 .. --seeds-1 (default: the profile's number); giving both is an error."""
+    given = grid.pop("seed") if "seed" in grid else [base.pop("seed")] if "seed" in base else None
+    if given is None:
+        return get_profile(args.profile).seed_list(args.seeds)
+    if args.seeds is not None:
+        raise ValueError(f"--seeds {args.seeds}: the seeds are already given as seed={','.join(map(str, given))}; "
+                         "allowed: --seeds N or a seed field, not both")
+    return given
+
+
 def sweep_configs(args) -> list[RunConfig]:
-    profile = get_profile(args.profile)
-    base = {name: parse_value(name, value) for name, value in map(_split_assignment, args.set)}
-    grid = {}
-    for text in args.grid:
-        name, values = _split_assignment(text)
-        grid[name] = [parse_value(name, value) for value in values.split(",")] if "tuple" not in str(
-            FIELDS.get(name, dataclasses.field()).type) else [parse_value(name, values)]
+    base, grid = sweep_fields(args)
     check_profile_fields(args.profile, [*base, *grid])
+    seeds = sweep_seeds(args, base, grid)
     configs = []
     for combo in itertools.product(*grid.values()):
-        for seed in profile.seed_list(args.seeds):
+        for seed in seeds:
             values = {**base, **dict(zip(grid, combo)), "seed": seed}
             configs.append(make_config(args.profile, **values))
     return configs
@@ -299,14 +331,37 @@ def main(argv=None) -> int:
         command = args.command
         return run_command(args)
     except KeyboardInterrupt:
-        print(f"error: interrupted (Ctrl-C); {INTERRUPTED.get(command, 'nothing was changed')}", file=sys.stderr)
-        return 130
+        return report(f"interrupted (Ctrl-C); {INTERRUPTED.get(command, 'nothing was changed')}", 130)
     except USAGE_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return report(error, 2)
     except FAILURES as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return report(error, 1)
+    except (MemoryError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        return report(f"out of memory ({allocation_failure(error)}); allowed: a smaller width or batch size, or a "
+                      "device with more memory", 1)
+
+
+def report(message, code: int) -> int:
+    """Print `error: message` on a line of its own (closing the progress bars a failure left open, which
+    would otherwise share it) and return the exit status `code`."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """Python's MemoryError, torch's OutOfMemoryError (CUDA) or a CPU allocation torch could not make."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text
+
+
+def allocation_failure(error: BaseException) -> str:
+    """The useful part of an out-of-memory message, on one line ('DefaultCPUAllocator: ... 1125899906842624 bytes')."""
+    text = (str(error) or type(error).__name__).strip().splitlines()[0]
+    return text[text.find("DefaultCPUAllocator"):] if "DefaultCPUAllocator" in text else text
 
 
 def one_line_warning(message, category, *_args, **_kwargs) -> str:
@@ -321,6 +376,8 @@ INTERRUPTED = {"train": "finished runs are stored; an unfinished one resumes fro
 
 def print_scorecard(args) -> int:
     """The ten verdicts at args.profile; exit 0 whatever they are (a verdict is a finding, not an error)."""
+    if not args.train:  # with --train the runs it trains make the folder
+        check_store_folder(args.store)
     os.environ["SPARSITY_WORKERS"] = str(args.workers)
     chapter = Chapter(profile=args.profile, dataset=args.dataset, data_root=args.data_root, device=args.device,
                       store=args.store)
@@ -332,7 +389,7 @@ def print_scorecard(args) -> int:
 
 
 def check_store_folder(store: str) -> None:
-    """`ls` reads an existing folder only."""
+    """`ls` and `scorecard` read an existing folder only."""
     path = resolve_store(store)
     if not path.is_dir():
         state = "is a file, not a folder" if path.exists() else "does not exist"
@@ -342,7 +399,7 @@ def check_store_folder(store: str) -> None:
 def run_command(args) -> int:
     if args.command == "ls":
         check_store_folder(args.store)
-        records = RunStore(args.store).records()
+        records = RunStore(args.store).records(read_only=True)  # a bad entry is skipped with a warning, not moved
         if args.json:
             for record in records:
                 print(json.dumps(record))

@@ -135,12 +135,13 @@ def test_ls_of_a_missing_folder_or_a_file_says_so(tmp_path, capsys):
     assert "is a file, not a folder" in one_line_error(capsys)
 
 
-def test_ls_sets_a_null_record_aside(tmp_path, capsys):
+def test_ls_skips_a_null_record_and_changes_nothing(tmp_path, capsys):
     (tmp_path / "44136fa355b3678a.json").write_text("null")
-    with pytest.warns(UserWarning, match="44136fa355b3678a.json is corrupt"):
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.warns(UserWarning, match="44136fa355b3678a.json skipped .*nothing was changed"):
         assert main(["ls", "--store", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "no runs"
-    assert (tmp_path / "44136fa355b3678a.json.corrupt").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["44136fa355b3678a.json", "notes.json"]  # ls only reads
 
 
 def test_store_that_is_a_file_or_unwritable_fails_before_training(tmp_path, capsys, no_training):
@@ -159,7 +160,8 @@ def test_cuda_without_cuda_is_a_usage_error(tmp_path, capsys, no_training):
 
 
 def test_diverged_run_exits_1_and_stores_nothing(tmp_path, capsys):
-    argv = ["train", *SMOKE, "--store", str(tmp_path), "--dataset", "synthetic", "--optimizer", "sgd", "--lr", "1e10"]
+    argv = ["train", *SMOKE, "--store", str(tmp_path), "--dataset", "synthetic", "--optimizer", "sgd", "--lr", "10",
+            "--gamma-lr-scale", "1e6"]  # lr is at most 10; γ's step is scaled up instead
     assert main(argv) == 1
     err = one_line_error(capsys)
     assert "diverged: the training loss became nan at step" in err and "nothing was stored" in err
