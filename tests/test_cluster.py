@@ -147,7 +147,7 @@ def assert_sweep_landed_once(store: RunStore, configs, folder: Path, crashed: st
         assert record is not None and record["config_hash"] == key
         assert len(record["history"]) == 2  # both smoke epochs, also for the run that crashed after one
         assert record["provenance"]["resumed"] == (key in resumed), key
-        assert store.weights_path(key).exists()
+        assert store.weights_file(record).exists()
 
 
 def test_ray_sweep_retries_a_crash_and_never_reruns(local_ray, tmp_path, capsys):
@@ -287,7 +287,7 @@ def test_local_pool_stores_each_run_once_equal_to_the_serial_run(tmp_path, capsy
         assert json.loads(pool.record_path(key).read_text()) == parallel  # loadable, whole
         assert parallel["provenance"]["cpu_threads"] == 1
         assert parallel["final"] == serial["final"] and parallel["history"] == serial["history"]
-        assert pool.weights_path(key).exists()
+        assert pool.weights_file(parallel).exists()
 
 
 def test_local_pool_names_the_failing_config_and_stores_the_others(tmp_path, capsys):
