@@ -2,8 +2,9 @@
 
 Public names are stable: notebooks and tests import them from here. Modules, from the leaves up:
 startup (Ctrl-C while the package imports), validation, labels; models, data, optim; regularizers,
-selection, sparsity; config; store; records, train; runner; fused_groups, fused_net, fused_optim, fused; cluster; dispatch; chapter; costs, prune, finetune,
-pruned_runs; frames, claims, evidence, paper; plots, tables, widgets; book; cli.
+selection, sparsity; config; store; records, train; runner; fused_groups, fused_net, fused_optim, fused;
+cluster; dispatch; chapter; costs, prune, finetune, pruned_runs; frames, claims, evidence, paper, horizon;
+plots, tables, widgets; book; cli.
 """
 from . import startup  # noqa: F401 -- first: Ctrl-C while `python -m sparsity_lib` imports
 from .chapter import Chapter, MissingRuns
