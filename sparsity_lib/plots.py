@@ -20,12 +20,12 @@ from .store import resolve_data_root
 __all__ = ["absent_markdown", "bn_distribution_evolution", "claim_title", "clutter_examples",
            "filter_norm_histogram", "first_seed_by_setting", "format_strength", "GAMMA_RULE", "layer_pruning",
            "layers_by_group_figure", "layerwise_sparsity", "macs_per_layer", "MEASURE_LABELS", "missing_markdown",
-           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "profiles_markdown", "provenance_markdown",
-           "provenance_note", "regularizer_of", "removed_vs_error", "scorecard_markdown", "set_style",
-           "setting_label", "show_absent", "show_missing", "show_summary", "show_verdicts", "sparsity_and_error",
-           "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup", "styled", "summary_markdown",
-           "threshold_sensitivity", "universality_by_group", "universality_histograms", "verdict",
-           "verdict_markdown", "VERDICT_MARKS", "weight_trajectories", "with_regularizer"]
+           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "profile_verdicts_markdown", "profiles_markdown",
+           "provenance_markdown", "provenance_note", "regularizer_of", "removed_vs_error", "scorecard_markdown",
+           "set_style", "setting_label", "show_absent", "show_missing", "show_summary", "show_verdicts",
+           "sparsity_and_error", "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup",
+           "styled", "summary_markdown", "threshold_sensitivity", "universality_by_group", "universality_histograms",
+           "verdict", "verdict_markdown", "VERDICT_MARKS", "weight_trajectories", "with_regularizer"]
 
 
 def set_style() -> None:
@@ -63,6 +63,26 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
         mark = VERDICT_MARKS.get(row.verdict, row.verdict)
         rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
     return "\n".join(rows)
+
+
+def profile_verdicts_markdown(frame: pd.DataFrame, chapter_files: dict[int, str], profiles) -> str:
+    """`evidence.scorecard_by_profile` as a Markdown table: claim, one verdict mark per profile in
+    `profiles` (column headed with the profile's name and its iterations at batch 40), chapter link."""
+    heads = [f"`{name}` ({_iterations(name)})" for name in profiles]
+    rows = ["| # | claim | " + " | ".join(heads) + " | chapter |", "|---|---|" + "---|" * len(profiles) + "---|"]
+    for row in frame.to_dict("records"):
+        link = f"[{row['chapter']}]({chapter_files[row['chapter']]})" if row["chapter"] in chapter_files else ""
+        marks = " | ".join(VERDICT_MARKS.get(row[name], row[name]) for name in profiles)
+        rows.append(f"| {row['claim']} | {row['statement']} | {marks} | {link} |")
+    return "\n".join(rows)
+
+
+def _iterations(profile: str) -> str:
+    """A profile's training length in optimizer steps at batch 40, e.g. '56,000 iterations'."""
+    epochs, images = PROFILES[profile].epochs, PROFILES[profile].train_subset
+    if epochs is None or images is None:
+        return "the paper's schedule"
+    return f"{round(epochs * images / 40):,} iterations"
 
 
 def _show_markdown(text: str) -> None:

@@ -182,3 +182,17 @@ def test_styled_escapes_labels_so_a_less_than_sign_shows():
     frame = pd.DataFrame({"err": [1.234]}, index=["|γ| < 0.001 zeroed"])
     html = plots.styled(frame, "caption").to_html()
     assert "|γ| &lt; 0.001 zeroed" in html and "1.2" in html
+
+
+def test_profile_verdicts_markdown_has_a_verdict_column_per_profile():
+    import pandas as pd
+
+    from sparsity_lib.plots import VERDICT_MARKS, profile_verdicts_markdown
+    frame = pd.DataFrame([{"claim": 1, "statement": "L2 makes filters die", "chapter": 2, "cpu": "holds",
+                           "why (cpu)": "x", "long": "not tested", "why (long)": "y"}])
+    text = profile_verdicts_markdown(frame, {2: "02_primary_findings.ipynb"}, ("cpu", "long"))
+    head, rule, row = text.splitlines()
+    assert head == "| # | claim | `cpu` (14,000 iterations) | `long` (56,000 iterations) | chapter |"
+    assert rule.count("|") == head.count("|")
+    assert row == (f"| 1 | L2 makes filters die | {VERDICT_MARKS['holds']} | {VERDICT_MARKS['not tested']} | "
+                   "[2](02_primary_findings.ipynb) |")
