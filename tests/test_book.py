@@ -329,7 +329,14 @@ def start_book(tmp_path: Path, sources: Path, folder: Path, marker: Path, pause:
     env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{ROOT}", "SPARSITY_TEST_PAUSE": pause,
            "SPARSITY_TEST_MARKER": str(marker)}
     return subprocess.Popen([sys.executable, *command], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, env=env)
+                            text=True, start_new_session=True, env=env, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """In the child before it starts: SIGINT at its default, as for a terminal's foreground job, whatever
+    this test process inherited (a process started in the background of a shell has SIGINT ignored, and
+    an ignored signal stays ignored across exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(marker: Path, process: subprocess.Popen, timeout: float = 120) -> None:
