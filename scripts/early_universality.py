@@ -12,9 +12,7 @@ Chapter 3 splits them by each feature's fate in the finished run (`tables.univer
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from pathlib import Path
 
 import torch
 
@@ -48,9 +46,7 @@ def main() -> None:
     chapter = Chapter(profile=args.profile, dataset="synthetic", seeds=1)
     for fields in evidence.layer_pair_variants():
         found = early_state(chapter, fields, args.epochs)
-        out = Path(chapter.run_store.root) / "analysis" / f"early_universality_{fields['optimizer']}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(found, indent=1))
+        out = chapter.run_store.save_analysis(f"early_universality_{fields['optimizer']}", found)
         print(f"{out}: step {found['step']}, dead then {found['dead_at_step']}")
 
 

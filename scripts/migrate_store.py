@@ -4,11 +4,12 @@
 
 Old format: `<key>.json` and `<key>.pt`. New (`sparsity_lib.store`): `<key>.json` with a `record_sha256`
 field and `<key>-<first 16 hex digits of its sha256>.pt`; the pruned records in `pruned/<name>/` (no
-weights) get `record_sha256` only. A record is migrated only when it passes `check_record` and, for a
-trained run, its legacy weights match its `weights_sha256`: a record without one, with a mismatch, or
-with missing weights is reported and left as it is, never blessed with a hash. Each record is written
-with the store's own formatting (`record_text`), so its diff is the one added `record_sha256` line.
-Idempotent. `--check` changes nothing; the exit code is 1 when something would change or is wrong.
+weights) and the measurements in `analysis/` get `record_sha256` only. A record is migrated only when it
+passes `check_record` and, for a trained run, its legacy weights match its `weights_sha256`: a record
+without one, with a mismatch, or with missing weights is reported and left as it is, never blessed with
+a hash. Each record is written with the store's own formatting (`record_text`), so its diff is the one
+added `record_sha256` line. Idempotent. `--check` changes nothing; the exit code is 1 when something
+would change or is wrong.
 """
 from __future__ import annotations
 
@@ -89,7 +90,26 @@ def migrate(root: Path, check: bool) -> dict[str, int]:
         for path in stray_weights(store) if store.kind == "run" else []:
             print(f"{LEFT}: {path} (weights without a record)")
             counts[LEFT] += 1
+    for path in sorted((root / "analysis").glob("*.json")):
+        status = migrate_analysis(RunStore(root), path, check)
+        counts[status] += 1
+        if status != OK:
+            print(f"{'would migrate' if check and status == MIGRATED else status}: {path} (analysis, hashed)")
     return counts
+
+
+def migrate_analysis(store: RunStore, path: Path, check: bool) -> str:
+    """Give the analysis file `path` (a JSON object written before checksums) its `record_sha256`, through
+    `RunStore.save_analysis`; one that has a checksum already is left as it is (ok, or left alone when
+    the checksum does not match: an edited file is never blessed)."""
+    found = read_record(path)
+    if not isinstance(found, dict):
+        return LEFT
+    if "record_sha256" in found:
+        return OK if found["record_sha256"] == record_digest(found) else LEFT
+    if not check:
+        store.save_analysis(path.stem, found)
+    return MIGRATED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Save the BatchNorm scales of a training checkpoint with their optimizer state, for analysis.
 
-    python scripts/optimizer_state.py results/checkpoints/<hash>.pt results/analysis/<name>.json
+    python scripts/optimizer_state.py results/checkpoints/<hash>.pt <name> [--store results]
 
 A run's checkpoint (git-ignored, deleted when the run finishes) holds the optimizer state the
 stored record does not. This writes, per conv layer C1..Cn, the BN gammas and the optimizer's
@@ -12,10 +12,11 @@ copy its checkpoint from `results/checkpoints/` after the last epoch's save, and
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
+
+from sparsity_lib.store import RunStore
 
 STATE_KEYS = ("sum", "exp_avg_sq")
 
@@ -37,13 +38,13 @@ def optimizer_state(checkpoint: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("name", help="written as STORE/analysis/NAME.json, with its record_sha256")
+    parser.add_argument("--store", default=None, help="run store (default: as every command resolves it)")
     args = parser.parse_args()
     # weights_only: torch's restricted unpickler (tensors, plain containers) cannot run a planted pickle's code
     found = optimizer_state(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(found, indent=1))
-    print(f"{args.out}: {len(found['layers'])} layers at step {found['step']} (lr {found['lr']:g}, L2 {found['l2']:g})")
+    out = RunStore(args.store).save_analysis(args.name, found)
+    print(f"{out}: {len(found['layers'])} layers at step {found['step']} (lr {found['lr']:g}, L2 {found['l2']:g})")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,6 @@ The L2 strength of the Sec. 5 experiments is the profile's `section5_l2` (the pa
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 from typing import Callable
 
 from . import claims
@@ -286,28 +284,25 @@ def verdict_changes(frame, first: str, second: str) -> list[int]:
 ADAGRAD_STATE = {"optimizer": "adagrad", "l2": 2e-2}  # the run whose optimizer state explains claim 2's Adagrad
 
 
-def adagrad_state(chapter: Chapter, name: str = "adagrad_l2_2e-2_seed0.json") -> dict | None:
+def adagrad_state(chapter: Chapter, name: str = "adagrad_l2_2e-2_seed0") -> dict | None:
     """The BN gammas and Adagrad accumulators saved from a checkpoint of the Adagrad L2 2e-2 run, seed 0
-    (`<store>/analysis/<name>`, scripts/optimizer_state.py), or None when the store has none for this
-    chapter's profile and dataset (its config hash must be that of `ADAGRAD_STATE` here)."""
-    path = Path(chapter.run_store.root) / "analysis" / name
-    if not path.is_file():
-        return None
-    found = json.loads(path.read_text())
-    return found if found.get("config_hash") == config_hash(chapter.config(**ADAGRAD_STATE)) else None
+    (`<store>/analysis/<name>.json`, scripts/optimizer_state.py, checked by `RunStore.analysis`), or None
+    when the store has none for this chapter's profile and dataset (its config hash must be that of
+    `ADAGRAD_STATE` here)."""
+    found = chapter.run_store.analysis(name)
+    return found if found and found.get("config_hash") == config_hash(chapter.config(**ADAGRAD_STATE)) else None
 
 
 def early_universality(chapter: Chapter) -> dict:
     """Setting label -> (early, record) for chapter 3's SGD and Adam settings (`layer_pair_variants`),
     seed 0: `early` the per-feature universality at an early step of that very run
-    (`<store>/analysis/early_universality_<optimizer>.json`, scripts/early_universality.py), `record`
-    the finished run. Empty when the store has no such file for this chapter's profile and dataset, or
-    lacks the run."""
+    (`<store>/analysis/early_universality_<optimizer>.json`, scripts/early_universality.py, checked by
+    `RunStore.analysis`), `record` the finished run. Empty when the store has no such file for this
+    chapter's profile and dataset, or lacks the run."""
     found = {}
     for fields in layer_pair_variants():
-        path = Path(chapter.run_store.root) / "analysis" / f"early_universality_{fields['optimizer']}.json"
         record = chapter.run_store.load(config_hash(chapter.config(seed=0, **fields)))
-        early = json.loads(path.read_text()) if path.is_file() else None
+        early = chapter.run_store.analysis(f"early_universality_{fields['optimizer']}")
         if early is not None and record is not None and early.get("config_hash") == record["config_hash"]:
             found[f"{setting_label(record['config'])}, step {early['step']:,}"] = (early, record)
     return found

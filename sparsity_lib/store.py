@@ -424,3 +424,33 @@ class RunStore:
             if record is not None:
                 found.append(record)
         return found
+
+    def analysis_path(self, name: str) -> Path:
+        """`<store>/analysis/<name>.json`: a measurement kept beside the runs (scripts/optimizer_state.py,
+        scripts/early_universality.py). `name`: letters, digits, '.', '_' and '-' only."""
+        if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", name)):
+            raise ValueError(f"analysis name={name!r} is invalid; allowed: letters, digits, '.', '_', '-'")
+        return self.root / "analysis" / f"{name}.json"
+
+    def analysis(self, name: str) -> dict | None:
+        """The analysis file `name`, or None when absent or unservable (a one-line warning says why; it is
+        never moved): a JSON object read like a record (`read_record`) whose `record_sha256` matches its
+        content (`records.record_digest`), so a hand-edited number is never shown."""
+        path = self.analysis_path(name)
+        try:
+            found = read_record(path)
+        except FileNotFoundError:
+            return None
+        except (Unservable, OSError) as error:
+            warnings.warn(f"run store: analysis {path} skipped ({_first_line(error)})")
+            return None
+        if not isinstance(found, dict) or found.get("record_sha256") != record_digest(found):
+            warnings.warn(f"run store: analysis {path} skipped (its record_sha256 does not match its content)")
+            return None
+        return found
+
+    def save_analysis(self, name: str, found: dict) -> Path:
+        """Write the analysis `found` (a JSON object) as `name`, with its `record_sha256`, atomically."""
+        path = self.analysis_path(name)
+        atomic_write_text(path, record_text({**found, "record_sha256": record_digest(found)}))
+        return path

@@ -142,9 +142,12 @@ def test_early_universality_is_empty_without_a_saved_file_and_pairs_file_and_run
     key = evidence.config_hash(chapter.config(seed=0, **fields))
     finished = {**record("adam", 1e-3, 0.0, 0, {}), "config_hash": key}
     chapter.run_store.load = {key: finished}.get  # the stored run (a hand-made record would fail the store's checks)
-    (tmp_path / "analysis").mkdir()
     early = {"config_hash": key, "step": 2000, "layers": {}}
-    (tmp_path / "analysis" / "early_universality_adam.json").write_text(json.dumps(early))
+    path = chapter.run_store.save_analysis("early_universality_adam", early)
     assert list(evidence.early_universality(chapter)) == ["Adam L2 1e-3, step 2,000"]
-    (tmp_path / "analysis" / "early_universality_adam.json").write_text(json.dumps({**early, "config_hash": "x"}))
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "step": 3000}))  # an edited number: its checksum no longer matches
+    with pytest.warns(UserWarning, match="record_sha256 does not match"):
+        assert evidence.early_universality(chapter) == {}
+    chapter.run_store.save_analysis("early_universality_adam", {**early, "config_hash": "x"})
     assert evidence.early_universality(chapter) == {}  # a file of another profile's run is not used

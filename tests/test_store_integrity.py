@@ -341,3 +341,31 @@ def test_migration_converts_an_old_store_in_place(tmp_path, capsys):
     after = listing(tmp_path)
     assert migrate(tmp_path) == 1 and listing(tmp_path) == after  # idempotent
     assert "0 migrated, 3 already in the new format, 2 left alone" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------- analysis files
+def test_analysis_files_carry_a_checksum_and_an_edited_one_is_not_served(tmp_path):
+    store = RunStore(tmp_path)
+    path = store.save_analysis("adagrad_state", {"config_hash": KEY, "step": 500, "layers": {"C1": {"gamma": [0.5]}}})
+    assert path == tmp_path / "analysis" / "adagrad_state.json"
+    assert store.analysis("adagrad_state")["step"] == 500 and store.analysis("absent") is None
+    edited = json.loads(path.read_text())
+    edited["layers"]["C1"]["gamma"] = [0.0]
+    path.write_text(json.dumps(edited))
+    with pytest.warns(UserWarning, match="record_sha256 does not match"):
+        assert store.analysis("adagrad_state") is None
+    assert path.exists()  # reported, never moved
+    with pytest.raises(ValueError, match=r"analysis name='\.\./x' is invalid"):
+        store.analysis_path("../x")
+
+
+def test_migration_hashes_old_analysis_files_but_never_an_edited_new_one(tmp_path, capsys):
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "old.json").write_text(json.dumps({"step": 1}))
+    store = RunStore(tmp_path)
+    new = store.save_analysis("new", {"step": 2})
+    new.write_text(json.dumps({**json.loads(new.read_text()), "step": 3}))
+    assert migrate(tmp_path) == 1  # the edited one is left alone
+    assert store.analysis("old") == {"step": 1, "record_sha256": json.loads((tmp_path / "analysis" / "old.json")
+                                                                             .read_text())["record_sha256"]}
+    assert "1 migrated, 0 already in the new format, 1 left alone" in capsys.readouterr().out
