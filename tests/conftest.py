@@ -1,3 +1,5 @@
+import importlib
+
 import pytest
 
 from sparsity_lib import RunConfig
@@ -13,3 +15,21 @@ def tiny_config():
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped without one (`make gpu-check` runs them "
                                        "with pytest -m cuda)")
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Anything that would start training or execute a chapter fails the test."""
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a usage error must be caught before training starts")
+    for module, name in [("train", "train"), ("runner", "train"), ("fused", "train_single"), ("fused", "train_group"),
+                         ("book", "execute_chapter")]:
+        monkeypatch.setattr(importlib.import_module(f"sparsity_lib.{module}"), name, refuse)
+
+
+def one_line_error(capsys) -> str:
+    """The error line; before it stderr may hold only progress bars that cleared themselves ('\r')."""
+    err = capsys.readouterr().err
+    line = err.split("\r")[-1]
+    assert line.startswith("error: ") and line.count("\n") == 1 and "\n" not in err[:-1], err
+    return line

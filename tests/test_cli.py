@@ -1,4 +1,3 @@
-import importlib
 import json
 import os
 import subprocess
@@ -7,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line_error
 
 from sparsity_lib.cli import build_parser, main
 
@@ -66,24 +66,6 @@ def test_boolean_field_parses_true_false_and_rejects_other_words(tmp_path, capsy
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Anything that would start training or execute a chapter fails the test."""
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("a usage error must be caught before training starts")
-    monkeypatch.setattr(importlib.import_module("sparsity_lib.train"), "train", refuse)
-    monkeypatch.setattr(importlib.import_module("sparsity_lib.runner"), "train", refuse)  # bound at import there
-    monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_single", refuse)
-    monkeypatch.setattr(importlib.import_module("sparsity_lib.fused"), "train_group", refuse)
-    monkeypatch.setattr(importlib.import_module("sparsity_lib.book"), "execute_chapter", refuse)
-
-
-def one_line_error(capsys) -> str:
-    """The error line; before it stderr may hold only progress bars that cleared themselves ('\r')."""
-    err = capsys.readouterr().err
-    line = err.split("\r")[-1]
-    assert line.startswith("error: ") and line.count("\n") == 1 and "\n" not in err[:-1], err
-    return line
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -2,34 +2,18 @@
 value is one line `error: ...` naming the parameter, the value and what is allowed, with exit 2; what is asked
 is what runs (no field silently replaced); out of memory and a full disk are one line with exit 1."""
 import errno
-import importlib
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line_error
 
 from sparsity_lib.cli import main
 
 SMOKE = ["--profile", "smoke"]
 
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Anything that would start training or execute a chapter fails the test."""
-    def refuse(*_args, **_kwargs):
-        raise AssertionError("a usage error must be caught before training starts")
-    for module, name in [("train", "train"), ("runner", "train"), ("fused", "train_single"), ("fused", "train_group"),
-                         ("book", "execute_chapter")]:
-        monkeypatch.setattr(importlib.import_module(f"sparsity_lib.{module}"), name, refuse)
-
-
-def one_line_error(capsys) -> str:
-    """The error line; before it stderr may hold only progress bars that cleared themselves ('\r')."""
-    err = capsys.readouterr().err
-    line = err.split("\r")[-1]
-    assert line.startswith("error: ") and line.count("\n") == 1 and "\n" not in err[:-1], err
-    return line
 
 
 @pytest.mark.parametrize("argv,expected", [
