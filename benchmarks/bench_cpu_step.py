@@ -1,8 +1,8 @@
 """The `cpu` profile's training step on this CPU: which layout, compiler and thread settings are fastest.
 
-Times, in one process, the inner loop of `train.train` at the `cpu` profile (BasicNet 32-0.25x, 16x16
+Times, in one process, the inner loop of `training.train` at the `cpu` profile (BasicNet 32-0.25x, 16x16
 synthetic images, batch 40, Adam + L2 1e-3: one batch from the in-memory loader, then
-`train.train_step`) in milliseconds per step for each variant:
+`training.train_step`) in milliseconds per step for each variant:
 
 - eager fp32 NCHW (the baseline), channels_last (NHWC activations and weights), torch.compile
   (inductor) of the model, and compile + channels_last,
@@ -14,7 +14,7 @@ and the share of the measured single-thread fp32 matmul peak (`bench_train.matmu
 initial weights on the same batches; the table gives the largest relative change of the loss and the
 relative norm of the parameter difference against the baseline at the same thread count (float32
 rounding differs between kernels, so these are small, not zero). The row "train.train" is the step as
-`train.train` runs it now (`train.step_setup`); it is the "after" of the before/after comparison.
+`training.train` runs it now (`build.step_setup`); it is the "after" of the before/after comparison.
 The repeats go round-robin over the variants. `--clock cpu` times this thread's CPU time instead of
 wall time, for a machine shared with other jobs (one thread only).
 
@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import endless, matmul_peak_tflops, train_step_flops  # noqa: E402
 
 from sparsity_lib import load_dataset, make_config, make_loader  # noqa: E402
-from sparsity_lib.train import build_model, build_optimizer, step_setup, train_step  # noqa: E402
+from sparsity_lib.runs.build import build_model, build_optimizer, step_setup
+from sparsity_lib.runs.training import train_step  # noqa: E402
 
 VARIANTS = {  # name: (channels_last, compile)
     "eager fp32 NCHW": (False, False),

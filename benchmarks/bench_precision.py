@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from sparsity_lib import RunStore, config_hash, make_config  # noqa: E402
-from sparsity_lib.fused import train_group  # noqa: E402
-from sparsity_lib.runner import resolve_config  # noqa: E402
+from sparsity_lib.runs.fused.trainer import train_group  # noqa: E402
+from sparsity_lib.runs.runner import resolve_config  # noqa: E402
 
 MODES = {  # name: train_group speed options
     "fp32": {},
@@ -106,7 +106,7 @@ def report(args) -> str:
     reference = RunStore(args.store).load(config_hash(group_configs(args)[0]))
     if reference is not None:
         final = reference["final"]
-        lines.append(f"single-run `train.train` record of seed {seeds[0]} in {args.store}/: sparsity "
+        lines.append(f"single-run `training.train` record of seed {seeds[0]} in {args.store}/: sparsity "
                      f"{final['sparsity_gamma']:.1f} %, test error {final['test_err']:.2f} % "
                      f"(fused fp32 seed {seeds[0]}: {fp32[seeds[0]]['final']['sparsity_gamma']:.1f} %, "
                      f"{fp32[seeds[0]]['final']['test_err']:.2f} %)")

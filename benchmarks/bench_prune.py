@@ -1,8 +1,8 @@
 """Latency of dense vs pruned networks, both BN-folded (paper Sec. 5.2: pruning for a real speed-up).
 
-For each model: prune the dead features with `sparsity_lib.prune`, fold BN into the convs of both
+For each model: prune the dead features with `sparsity_lib.pruning.surgery`, fold BN into the convs of both
 the dense and the pruned network (`fold_bn`), then time one forward pass at batch 1 and batch 256
-(median of many timed runs after warm-up, `sparsity_lib.costs.latency`), on the CPU always and on
+(median of many timed runs after warm-up, `sparsity_lib.pruning.costs.latency`), on the CPU always and on
 the GPU when one is present. The speed-up is compared with the MAC reduction counted by
 torch.utils.flop_counter: ratio = (latency speed-up) / (MAC reduction); 1 means the time fell as
 much as the arithmetic.
@@ -30,8 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sparsity_lib import BasicNet, RunStore, conv_bn_layers, load_model, vgg  # noqa: E402
-from sparsity_lib.costs import fold_bn, latency, layer_costs  # noqa: E402
-from sparsity_lib.prune import prune_features, prune_inactive  # noqa: E402
+from sparsity_lib.pruning.costs import fold_bn, latency, layer_costs  # noqa: E402
+from sparsity_lib.pruning.surgery import prune_features, prune_inactive  # noqa: E402
 
 # Per-layer % of features dead in the paper (docs/paper_tables.md): Table 2 / supplement Table 1, CIFAR-10,
 # Adam L2 1e-4 (BasicNet 64-1x), and Table 7, CIFAR-10, batch 40 (VGG-16).

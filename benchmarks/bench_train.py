@@ -2,8 +2,8 @@
 
 Measures, in one process, for
   (a) the single-model loop fed by a standard torch DataLoader with per-image transforms,
-  (b) the single-model loop fed by the library's GPU-resident `GpuLoader` (what `train.train` does),
-  (c) `sparsity_lib.fused` with N = 1, 4, 16, 32, 64 models (as memory allows),
+  (b) the single-model loop fed by the library's GPU-resident `GpuLoader` (what `training.train` does),
+  (c) `sparsity_lib.runs.fused` with N = 1, 4, 16, 32, 64 models (as memory allows),
 milliseconds per optimizer step, images/s per model and in total, the ratio of total images/s to (a),
 and the achieved TFLOP/s (FLOPs of a plain model's training step, counted by
 `torch.utils.flop_counter`) against a dense matmul peak measured on the same device (bf16 on CUDA,
@@ -34,11 +34,11 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from sparsity_lib import RunConfig, load_dataset, make_loader  # noqa: E402
-from sparsity_lib.fused import train_step  # noqa: E402
-from sparsity_lib.fused_net import FusedLoader, FusedNet  # noqa: E402
-from sparsity_lib.fused_optim import FusedOptimizer  # noqa: E402
-from sparsity_lib.train import build_model, build_optimizer, pick_device  # noqa: E402
-from sparsity_lib.train import train_step as train_single_step  # noqa: E402
+from sparsity_lib.runs.build import build_model, build_optimizer, pick_device  # noqa: E402
+from sparsity_lib.runs.fused.net import FusedLoader, FusedNet  # noqa: E402
+from sparsity_lib.runs.fused.optim import FusedOptimizer  # noqa: E402
+from sparsity_lib.runs.fused.trainer import train_step  # noqa: E402
+from sparsity_lib.runs.training import train_step as train_single_step  # noqa: E402
 
 # Paper protocol (Sec. 2.1, docs/paper_tables.md): CIFAR 50,000 training images, batch 40, 325 epochs.
 PAPER_STEPS = math.ceil(50_000 / 40) * 325  # 406,250 optimizer steps per run
@@ -158,7 +158,7 @@ def time_steps(step, batches, device, warmup: int, steps: int) -> float:
 
 
 def single_loop(config, data, device, loader):
-    """(step, batches) of the single-model loop of `train.train` fed by `loader`."""
+    """(step, batches) of the single-model loop of `training.train` fed by `loader`."""
     model = build_model(config, data.num_classes, data.image_size).to(device)
     optimizer = build_optimizer(config, model)
     model.train()

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from sparsity_lib import RunStore, config_hash, make_config  # noqa: E402
-from sparsity_lib.paper import table1  # noqa: E402
+from sparsity_lib.report.paper import table1  # noqa: E402
 
 TOTAL_S = 480  # the whole check: 8 minutes of one GPU
 DRY_BUDGET_S = 200  # each step of a dry run: the GPU budgets mean nothing on a (possibly shared) CPU

@@ -2,7 +2,7 @@
 
     python scripts/early_universality.py --profile cpu --epochs 4
 
-Retrains seed 0 of chapter 3's SGD and Adam settings (`evidence.layer_pair_variants`) for their first
+Retrains seed 0 of chapter 3's SGD and Adam settings (`plans.layer_pair_variants`) for their first
 `--epochs` epochs only: the same data stream, seed and learning rate as the stored run (whose learning-rate
 drop comes later). It checks that the training loss of each of those epochs equals the stored run's, so the
 network is the stored run's own at that step, then writes per conv layer the universality (% of training
@@ -16,9 +16,10 @@ import math
 
 import torch
 
-from sparsity_lib import Chapter, evidence
-from sparsity_lib.config import config_hash
-from sparsity_lib.train import train
+from sparsity_lib import Chapter, open_chapter
+from sparsity_lib.runs.config import config_hash
+from sparsity_lib.runs.training import train
+from sparsity_lib.study import plans
 
 
 def early_state(chapter: Chapter, fields: dict, epochs: int) -> dict:
@@ -43,8 +44,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    chapter = Chapter(profile=args.profile, dataset="synthetic", seeds=1)
-    for fields in evidence.layer_pair_variants():
+    chapter = open_chapter(profile=args.profile, dataset="synthetic", seeds=1)
+    for fields in plans.layer_pair_variants():
         found = early_state(chapter, fields, args.epochs)
         out = chapter.run_store.save_analysis(f"early_universality_{fields['optimizer']}", found)
         print(f"{out}: step {found['step']}, dead then {found['dead_at_step']}")

@@ -14,9 +14,10 @@ import argparse
 
 import torch
 
-from sparsity_lib.config import config_hash, make_config
-from sparsity_lib.runner import run_or_load
-from sparsity_lib.store import RunStore
+from sparsity_lib.runs.config import config_hash, make_config
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.runs.runner import run_or_load
+from sparsity_lib.runs.store import RunStore
 
 BASIC = {"dataset": "synthetic"}
 VGG16 = {"dataset": "synthetic", "model": "vgg16", "width": 0.5, "image_size": 32}
@@ -51,7 +52,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     for config in pilot_runs()[args.slot]:
-        record = run_or_load(config, store=store, profile="long" if config.epochs == 112 else "calibration")
+        record = run_or_load(config, Execution(store=store, profile="long" if config.epochs == 112 else "calibration"))
         print(config_hash(config), config.model, config.optimizer, config.l2, config.epochs,
               f"err {record['final']['test_err']:.1f}", flush=True)
 

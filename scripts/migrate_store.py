@@ -2,7 +2,7 @@
 
     python scripts/migrate_store.py STORE [--check]
 
-Old format: `<key>.json` and `<key>.pt`. New (`sparsity_lib.store`): `<key>.json` with a `record_sha256`
+Old format: `<key>.json` and `<key>.pt`. New (`sparsity_lib.runs.store`): `<key>.json` with a `record_sha256`
 field and `<key>-<first 16 hex digits of its sha256>.pt`; the pruned records in `pruned/<name>/` (no
 weights) and the measurements in `analysis/` get `record_sha256` only. A record is migrated only when it
 passes `check_record` and, for a trained run, its legacy weights match its `weights_sha256`: a record
@@ -18,8 +18,9 @@ import os
 import sys
 from pathlib import Path
 
-from sparsity_lib.records import check_record, record_digest
-from sparsity_lib.store import RunStore, Unservable, atomic_write_text, file_sha256, is_key, read_record, record_text
+from sparsity_lib.runs.files import atomic_write_text, file_sha256, read_record, record_text
+from sparsity_lib.runs.records import check_record, record_digest
+from sparsity_lib.runs.store import RunStore, Unservable, is_key
 
 OK, MIGRATED, LEFT = "ok", "migrated", "left alone"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from sparsity_lib.store import RunStore
+from sparsity_lib.runs.store import RunStore
 
 STATE_KEYS = ("sum", "exp_avg_sq")
 

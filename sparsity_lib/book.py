@@ -30,13 +30,14 @@ import nbformat
 from jupyter_client import AsyncKernelManager
 from nbclient.exceptions import DeadKernelError
 
-from .config import DATASET_CHOICES, get_profile
-from .store import atomic_write
+from .runs.config import DATASET_CHOICES, get_profile
+from .runs.files import atomic_write
 from .validation import NotOfKind, as_kind, describe, shown
 
-__all__ = ["OUTPUT", "ROOT", "SOURCES", "build_book", "build_html", "chapter_parameters", "ChapterFailed", "chapters",
-           "check_parameter", "declared_kind", "declared_parameters", "execute_chapter", "KernelRun", "NONE_DEFAULTS",
-           "output_folder", "parameterized_notebook", "parse_parameter", "QuietKernelManager", "recorded_profile"]
+__all__ = ["build_book", "build_html", "chapter_parameters", "ChapterFailed", "chapters", "check_parameter",
+           "declared_kind", "declared_parameters", "execute_chapter", "KernelRun", "NONE_DEFAULTS", "OUTPUT",
+           "output_folder", "parameterized_notebook", "parse_parameter", "QuietKernelManager", "recorded_profile",
+           "ROOT", "SOURCES"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"

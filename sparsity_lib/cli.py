@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import itertools
 import json
-import os
 import re
 import sys
 import warnings
@@ -20,16 +19,20 @@ import warnings
 from tqdm import tqdm
 
 from .book import ChapterFailed, build_book, parse_parameter
-from .chapter import Chapter
-from .cluster import BACKENDS, SweepFailed, local_workers, sweep_records
-from .config import PROFILES, RunConfig, config_hash, get_profile, make_config
-from .data import DatasetError
-from .evidence import claim_verdicts, scorecard
-from .frames import runs_frame
-from .fused import SPEED_OPTIONS, run_or_load_group
-from .runner import run_or_load
-from .store import RunStore, resolve_store
-from .train import TrainingDiverged, pick_device
+from .data.images import DatasetError
+from .environment import execution_from_environment, store_from_environment
+from .folders import resolve_store
+from .report.frames import runs_frame
+from .runs.build import pick_device
+from .runs.cluster import SweepFailed
+from .runs.config import PROFILES, RunConfig, config_hash, get_profile, make_config
+from .runs.dispatch import run_or_load_all
+from .runs.execution import BACKENDS, SPEED_OPTIONS, Execution
+from .runs.loop import TrainingDiverged
+from .runs.runner import run_or_load
+from .runs.store import RunStore
+from .study.chapter import Chapter
+from .study.judge import claim_verdicts, scorecard
 
 __all__ = ["build_parser", "main"]
 
@@ -110,7 +113,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_options(parser: argparse.ArgumentParser) -> None:
-    """Where a sweep's missing configurations train (sparsity_lib.cluster); 'local' is this machine."""
+    """Where a sweep's missing configurations train (sparsity_lib.runs.cluster); 'local' is this machine."""
     group = parser.add_argument_group("cluster", "train the missing configurations as tasks on this machine's "
                                                  "cores, on Ray or on SLURM (ray/slurm need: pip install -r "
                                                  "requirements-cluster.txt)")
@@ -143,9 +146,9 @@ def parse_workers(text: str) -> int | str:
 
 
 def backend_options(args) -> dict:
-    """The keyword arguments of `cluster.run_sweep` for the chosen backend, from the CLI flags."""
+    """The keyword arguments of `cluster.run_sweep` for a ray or slurm backend, from the CLI flags."""
     if args.backend == "local":
-        return {"workers": local_workers(args.workers, args.device)}
+        return {}
     per_task = {"gpus_per_task": args.gpus, "cpus_per_task": args.cpus}
     options = {"address": args.address} if args.backend == "ray" else {
         "folder": args.job_folder, "partition": args.partition, "time_min": args.time}
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
 
     card = commands.add_parser("scorecard", help="the paper's ten claims judged on the stored runs",
-                               description="Print each claim's verdict (sparsity_lib.evidence); with --train, "
+                               description="Print each claim's verdict (sparsity_lib.study.judge); with --train, "
                                            "first train every run of the book that the store lacks "
                                            "(the verdicts' runs, then the chapters' one-seed illustrations).")
     card.add_argument("--profile", default="cpu", choices=list(PROFILES))
@@ -275,13 +278,21 @@ def sweep_configs(args) -> list[RunConfig]:
     return configs
 
 
-def run_configs(configs, args) -> list[dict]:
-    store = RunStore(args.store)
+def execution_of(args) -> Execution:
+    """Where and how the command's runs execute: its flags; the store and data root fall back to the
+    environment (`environment.execution_from_environment`). `train` trains in this process."""
+    sweep = args.command == "sweep"
+    return execution_from_environment(
+        store=args.store, data_root=args.data_root, device=args.device, profile=args.profile, fresh=args.fresh,
+        backend=args.backend if sweep else "local", workers=args.workers if sweep else 1,
+        fused=args.fused if sweep else "off", max_models=args.max_models if sweep else 32, speed=speed_options(args))
+
+
+def run_configs(configs, execution: Execution) -> list[dict]:
     records = []
     for index, config in enumerate(configs, start=1):
         print(f"[{index}/{len(configs)}] {config.label()} seed {config.seed} ({config_hash(config)})", flush=True)
-        records.append(run_or_load(config, store=store, data_root=args.data_root, device=args.device,
-                                   profile=args.profile, fresh=args.fresh))
+        records.append(run_or_load(config, execution))
     return records
 
 
@@ -290,15 +301,11 @@ def speed_options(args) -> tuple[str, ...]:
     return tuple(name for name in SPEED_OPTIONS if getattr(args, name, False))
 
 
-def sweep_on_backend(configs, args) -> int:
-    """Train the missing configs on args.backend (sparsity_lib.cluster), print every record; exit code."""
+def sweep(configs, args) -> int:
+    """Train the missing configs where the flags say (`dispatch.run_or_load_all`: --backend, --workers,
+    --fused), print every record; the exit code."""
     try:
-        # one task per fusable group only when fusion is asked for explicitly (--fused on)
-        fused = "on" if args.fused == "on" else "off"
-        records = sweep_records(configs, backend=args.backend, store=args.store, data_root=args.data_root,
-                                device=args.device, profile=args.profile, fresh=args.fresh, retries=args.retries,
-                                fused=fused, max_models=args.max_models, speed=speed_options(args),
-                                **backend_options(args))
+        records = run_or_load_all(configs, execution_of(args), retries=args.retries, **backend_options(args))
     except SweepFailed as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -378,9 +385,9 @@ def print_scorecard(args) -> int:
     """The ten verdicts at args.profile; exit 0 whatever they are (a verdict is a finding, not an error)."""
     if not args.train:  # with --train the runs it trains make the folder
         check_store_folder(args.store)
-    os.environ["SPARSITY_WORKERS"] = str(args.workers)
-    chapter = Chapter(profile=args.profile, dataset=args.dataset, data_root=args.data_root, device=args.device,
-                      store=args.store)
+    execution = execution_from_environment(store=args.store, data_root=args.data_root, device=args.device,
+                                           profile=args.profile, workers=args.workers)
+    chapter = Chapter(profile=args.profile, dataset=args.dataset, execution=execution)
     card = scorecard(chapter, claim_verdicts(chapter, train_missing=args.train))
     print(f"{chapter.describe()} · store {chapter.run_store.root}")
     for row in card.itertuples():
@@ -390,7 +397,7 @@ def print_scorecard(args) -> int:
 
 def check_store_folder(store: str) -> None:
     """`ls` and `scorecard` read an existing folder only."""
-    path = resolve_store(store)
+    path = resolve_store(store_from_environment(store))
     if not path.is_dir():
         state = "is a file, not a folder" if path.exists() else "does not exist"
         raise ValueError(f"store={str(path)!r} {state}; allowed: a run store folder (default: {resolve_store()})")
@@ -399,7 +406,8 @@ def check_store_folder(store: str) -> None:
 def run_command(args) -> int:
     if args.command == "ls":
         check_store_folder(args.store)
-        records = RunStore(args.store).records(read_only=True)  # a bad entry is skipped with a warning, not moved
+        # a bad entry is skipped with a warning, not moved
+        records = RunStore(store_from_environment(args.store)).records(read_only=True)
         if args.json:
             for record in records:
                 print(json.dumps(record))
@@ -421,7 +429,7 @@ def run_command(args) -> int:
     else:
         configs = sweep_configs(args)
         if args.dry_run:
-            store = RunStore(args.store)
+            store = RunStore(store_from_environment(args.store))
             for config in configs:
                 stored = store.record_path(config_hash(config)).exists()
                 print(f"{config_hash(config)} {'stored ' if stored else 'missing'} {config.label()} seed {config.seed}")
@@ -431,13 +439,6 @@ def run_command(args) -> int:
                              "the fused trainer; use --fused on (or auto on CUDA)")
     pick_device(args.device)  # a bad or unavailable device fails here; run_or_load checks the store
     if args.command == "sweep":
-        if args.backend != "local" or backend_options(args)["workers"] > 1:
-            return sweep_on_backend(configs, args)
-        if args.fused != "off":
-            print_table(run_or_load_group(configs, store=args.store, data_root=args.data_root,
-                                          device=args.device, profile=args.profile, fresh=args.fresh,
-                                          fused=args.fused, max_models=args.max_models,
-                                          **{name: True for name in speed_options(args)}))
-            return 0
-    print_table(run_configs(configs, args))
+        return sweep(configs, args)
+    print_table(run_configs(configs, execution_of(args)))
     return 0

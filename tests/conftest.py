@@ -22,8 +22,8 @@ def no_training(monkeypatch):
     """Anything that would start training or execute a chapter fails the test."""
     def refuse(*_args, **_kwargs):
         raise AssertionError("a usage error must be caught before training starts")
-    for module, name in [("train", "train"), ("runner", "train"), ("fused", "train_single"), ("fused", "train_group"),
-                         ("book", "execute_chapter")]:
+    for module, name in [("runs.training", "train"), ("runs.runner", "train"), ("runs.fused.trainer", "train_single"),
+                         ("runs.fused.trainer", "train_group"), ("book", "execute_chapter")]:
         monkeypatch.setattr(importlib.import_module(f"sparsity_lib.{module}"), name, refuse)
 
 

@@ -377,7 +377,7 @@ def test_ctrl_c_is_one_line_and_leaves_the_folder_byte_identical(copy_of_book, t
 
 
 @pytest.mark.parametrize("pause,module", [
-    pytest.param("driver:import:sparsity_lib.evidence", True, id="importing the command line"),
+    pytest.param("driver:import:sparsity_lib.study.judge", True, id="importing the command line"),
     pytest.param("driver:import:torch", True, id="importing the library"),
     pytest.param("driver:import:papermill.iorw", False, id="importing papermill"),
     pytest.param("kernel:import:ipykernel.kernelapp", False, id="starting the kernel"),

@@ -1,12 +1,15 @@
 import pytest
 
 from sparsity_lib import Chapter, RunStore, config_hash, layer_frame, make_config, mean_over_seeds
-from sparsity_lib.chapter import MissingRuns
-from sparsity_lib.plots import provenance_markdown
+from sparsity_lib.environment import open_chapter
+from sparsity_lib.report.markdown import provenance_markdown
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.study.chapter import MissingRuns
 
 
 def test_chapter_resolves_auto_and_runs_each_seed_once(tmp_path):
-    chapter = Chapter(profile="smoke", data_root=str(tmp_path / "no-data"), store=str(tmp_path / "store"), seeds=2)
+    chapter = Chapter(profile="smoke", seeds=2, execution=Execution(data_root=str(tmp_path / "no-data"),
+                                                                    store=str(tmp_path / "store")))
     assert chapter.dataset_used == "synthetic" and chapter.fell_back_to_synthetic
     records = chapter.runs([dict(optimizer="sgd", l2=1e-3)], progress=False)
     assert [r["config"]["seed"] for r in records] == [0, 1]
@@ -29,18 +32,19 @@ def test_chapter_rejects_bad_parameters(tmp_path):
 
 
 def test_fresh_chapter_retrains_through_the_fused_trainer_when_asked(tmp_path, monkeypatch):
-    """FRESH=1 with every run stored still honours $SPARSITY_FUSED (and $SPARSITY_BACKEND)."""
+    """FRESH=1 with every run stored still honours $SPARSITY_FUSED (and $SPARSITY_BACKEND), and each run
+    trains once: the records come back from the fused trainer, not from a second pass."""
     common = dict(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2)
-    first = Chapter(**common).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
+    first = open_chapter(**common).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
     assert all("fused_models" not in r["provenance"] for r in first)
     monkeypatch.setenv("SPARSITY_FUSED", "on")
-    again = Chapter(**common, fresh=True).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
+    again = open_chapter(**common, fresh=True).runs([dict(optimizer="adam", l2=1e-3)], progress=False)
     assert [r["provenance"]["fused_models"] for r in again] == [2, 2]
     assert [r["config_hash"] for r in again] == [r["config_hash"] for r in first]
 
 
 def test_stored_runs_loads_without_training_and_names_what_is_missing(tmp_path):
-    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2)
+    chapter = Chapter(profile="smoke", dataset="synthetic", seeds=2, execution=Execution(store=str(tmp_path)))
     with pytest.raises(MissingRuns, match="2 of 2 runs not in the store"):
         chapter.stored_runs([dict(optimizer="sgd", l2=1e-3)])
     trained = chapter.runs([dict(optimizer="sgd", l2=1e-3)], progress=False)
@@ -52,7 +56,7 @@ def test_stored_runs_loads_without_training_and_names_what_is_missing(tmp_path):
 
 
 def test_profile_synthetic_fields_are_defaults_that_explicit_values_override(monkeypatch):
-    from sparsity_lib.config import PROFILES
+    from sparsity_lib.runs.config import PROFILES
     monkeypatch.setitem(PROFILES, "smoke", PROFILES["smoke"].__class__(
         **{**PROFILES["smoke"].__dict__, "synthetic": {"num_classes": 20, "clutter": 0.5}}))
     config = make_config("smoke", dataset="synthetic")

@@ -4,8 +4,12 @@ import math
 
 import pytest
 
-from sparsity_lib import Chapter, evidence, frames, plots, tables
-from sparsity_lib.claims import HOLDS, Verdict
+from sparsity_lib import Chapter
+from sparsity_lib.report import figures, frames, tables
+from sparsity_lib.runs import config
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.study import analysis, judge, plans
+from sparsity_lib.study.claims import HOLDS, Verdict
 
 LAYERS = [f"C{i}" for i in range(1, 8)]
 
@@ -48,7 +52,7 @@ def test_table2_long_gives_paper_and_seed_mean_rows_for_the_figure():
     paper = frame[frame.source == "paper"]
     assert set(paper["setting"]) == {"SGD L2 1e-3"} and len(paper) == 7  # Adam L2 0 has no paper row
     assert list(dict.fromkeys(frame["source"])) == ["paper", "ours"]
-    assert plots.layerwise_sparsity(frame, title="t") is not None
+    assert figures.layerwise_sparsity(frame, title="t") is not None
 
 
 def test_bn_table_reports_dead_share_and_the_sign_of_living_betas():
@@ -71,9 +75,9 @@ def test_universality_table_averages_living_features_per_layer():
 
 def test_first_seed_by_setting_and_claim_title():
     records = [record("adam", 1e-3, 0.0, s, {}) for s in (0, 1)] + [record("sgd", 1e-3, 0.0, 0, {})]
-    found = plots.first_seed_by_setting(records)
+    found = figures.first_seed_by_setting(records)
     assert list(found) == ["Adam L2 1e-3", "SGD L2 1e-3"] and found["Adam L2 1e-3"]["config"]["seed"] == 0
-    assert plots.claim_title("Layers", Verdict(5, HOLDS, "x")) == "Layers (claim 5 holds)"
+    assert figures.claim_title("Layers", Verdict(5, HOLDS, "x")) == "Layers (claim 5 holds)"
 
 
 def test_closed_form_table_gives_half_lives():
@@ -103,19 +107,19 @@ def test_strength_sweep_shows_lambda_dropping_out_of_adam_l2():
     assert table.loc["Adam + L2", "max gap"] < 0.01 < table.loc["Adam + WD", "max gap"]
 
 
-def test_claim7_settings_default_to_the_books_and_claim_7_takes_none():
-    assert evidence.claim7_settings() == evidence.CLAIM7_DEFAULTS == {"lr": 1e-3, "l2": 1e-4, "steps": 3000}
-    assert evidence.claim7_settings(l2=1e-3)["l2"] == 1e-3
-    assert evidence.claim_7().status == HOLDS and evidence.claim_7(l2=1e-5, steps=2000).status == HOLDS
+def test_l2_decay_settings_default_to_the_books_and_claim_7_takes_none():
+    assert plans.l2_decay_settings() == plans.L2_DECAY_DEFAULTS == {"lr": 1e-3, "l2": 1e-4, "steps": 3000}
+    assert plans.l2_decay_settings(l2=1e-3)["l2"] == 1e-3
+    assert judge.l2_decay_verdict().status == HOLDS and judge.l2_decay_verdict(l2=1e-5, steps=2000).status == HOLDS
 
 
 def test_chapter_3_runs_are_among_the_books_runs(tmp_path):
-    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path))
-    book = [chapter.config(**fields) for fields in evidence.all_variants(chapter)]
-    for fields in evidence.table2_variants() + evidence.layer_pair_variants():
+    chapter = Chapter(profile="smoke", dataset="synthetic", execution=Execution(store=str(tmp_path)))
+    book = [chapter.config(**fields) for fields in plans.all_variants(chapter)]
+    for fields in plans.table2_variants() + plans.layer_pair_variants():
         assert chapter.config(**fields) in book, fields
-    assert evidence.layer_pair_variants() == [{"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-3}]
-    assert evidence.layer_pair_variants(5e-4)[1] == {"optimizer": "adam", "l2": 5e-4}
+    assert plans.layer_pair_variants() == [{"optimizer": "sgd", "l2": 1e-3}, {"optimizer": "adam", "l2": 1e-3}]
+    assert plans.layer_pair_variants(5e-4)[1] == {"optimizer": "adam", "l2": 5e-4}
 
 
 def test_universality_by_fate_splits_early_universality_by_what_dies_later():
@@ -136,18 +140,19 @@ def test_universality_by_fate_splits_early_universality_by_what_dies_later():
 def test_early_universality_is_empty_without_a_saved_file_and_pairs_file_and_run(tmp_path):
     import json
 
-    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), data_root=str(tmp_path), seeds=1)
-    assert evidence.early_universality(chapter) == {}
-    fields = evidence.layer_pair_variants()[1]
-    key = evidence.config_hash(chapter.config(seed=0, **fields))
+    chapter = Chapter(profile="smoke", dataset="synthetic", seeds=1, execution=Execution(store=str(tmp_path),
+                                                                                         data_root=str(tmp_path)))
+    assert analysis.early_universality(chapter) == {}
+    fields = plans.layer_pair_variants()[1]
+    key = config.config_hash(chapter.config(seed=0, **fields))
     finished = {**record("adam", 1e-3, 0.0, 0, {}), "config_hash": key}
     chapter.run_store.load = {key: finished}.get  # the stored run (a hand-made record would fail the store's checks)
     early = {"config_hash": key, "step": 2000, "layers": {}}
     path = chapter.run_store.save_analysis("early_universality_adam", early)
-    assert list(evidence.early_universality(chapter)) == ["Adam L2 1e-3, step 2,000"]
+    assert list(analysis.early_universality(chapter)) == ["Adam L2 1e-3, step 2,000"]
     saved = json.loads(path.read_text())
     path.write_text(json.dumps({**saved, "step": 3000}))  # an edited number: its checksum no longer matches
     with pytest.warns(UserWarning, match="record_sha256 does not match"):
-        assert evidence.early_universality(chapter) == {}
+        assert analysis.early_universality(chapter) == {}
     chapter.run_store.save_analysis("early_universality_adam", {**early, "config_hash": "x"})
-    assert evidence.early_universality(chapter) == {}  # a file of another profile's run is not used
+    assert analysis.early_universality(chapter) == {}  # a file of another profile's run is not used

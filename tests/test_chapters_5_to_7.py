@@ -5,7 +5,10 @@ import math
 import matplotlib
 import pytest
 
-from sparsity_lib import Chapter, evidence, plots, tables
+from sparsity_lib import Chapter
+from sparsity_lib.report import figures, markdown, tables
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.study import judge, plans
 
 matplotlib.use("Agg")
 LAYERS = [f"C{i}" for i in range(1, 8)]
@@ -28,28 +31,29 @@ def group(label, config, values):
 
 @pytest.fixture
 def chapter(tmp_path):
-    return Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), data_root=str(tmp_path))
+    return Chapter(profile="smoke", dataset="synthetic", execution=Execution(store=str(tmp_path),
+                                                                             data_root=str(tmp_path)))
 
 
 def test_variant_lists_default_to_the_books_settings_and_take_overrides(chapter):
-    assert [f["clutter"] for _, f in evidence.difficulty_variants(chapter)] == list(evidence.CLUTTER)
-    assert [label for label, _ in evidence.difficulty_variants(chapter, [0, 0.25])] == ["clutter 0", "clutter 0.25"]
-    assert [f["batch_size"] for _, f in evidence.batch_variants(chapter, [20, 320])] == [20, 320]
-    assert [label for label, _ in evidence.width_variants(chapter, ["64-1x"])] == ["64-1x"]
-    leaky = evidence.variant_fields(chapter)["leaky_relu"]
+    assert [f["clutter"] for _, f in plans.difficulty_variants(chapter)] == list(plans.CLUTTER)
+    assert [label for label, _ in plans.difficulty_variants(chapter, [0, 0.25])] == ["clutter 0", "clutter 0.25"]
+    assert [f["batch_size"] for _, f in plans.batch_variants(chapter, [20, 320])] == [20, 320]
+    assert [label for label, _ in plans.width_variants(chapter, ["64-1x"])] == ["64-1x"]
+    leaky = plans.variant_fields(chapter)["leaky_relu"]
     assert leaky == {"optimizer": "adam", "l2": 1e-3, "activation": "leaky_relu"}
-    assert evidence.variant_fields(chapter, 0.1, 0.01)["low_gamma_lr"]["gamma_lr_scale"] == 0.01
-    labels = [label for label, _ in evidence.supplement_variants(chapter, negative_slope=0.1)]
+    assert plans.variant_fields(chapter, 0.1, 0.01)["low_gamma_lr"]["gamma_lr_scale"] == 0.01
+    labels = [label for label, _ in plans.supplement_variants(chapter, negative_slope=0.1)]
     assert labels == ["Adam", "AMSGrad", "Leaky ReLU 0.1", "γ lr ×0.1"]
 
 
 def test_supplement_optimizers_reuse_the_claim_runs_and_extras_are_few(chapter):
-    found = dict(evidence.supplement_optimizer_variants(chapter))
-    assert found["Adam"] == evidence.variant_fields(chapter)["adam"]
-    assert found["RMSProp"] == {"optimizer": "rmsprop", "l2": evidence.TABLE1_L2["rmsprop"][0]}
-    assert evidence.chapter7_extra_variants(chapter) == [{"optimizer": "adam", "l2": 1e-3, "bn_bias_init": 1.0},
+    found = dict(plans.supplement_optimizer_variants(chapter))
+    assert found["Adam"] == plans.variant_fields(chapter)["adam"]
+    assert found["RMSProp"] == {"optimizer": "rmsprop", "l2": plans.TABLE1_L2["rmsprop"][0]}
+    assert plans.beta_extra_variants(chapter) == [{"optimizer": "adam", "l2": 1e-3, "bn_bias_init": 1.0},
                                                          {"optimizer": "adam", "l2": 1e-3, "beta_lr_scale": 0.1}]
-    assert evidence.first_seed(Chapter(profile="cpu", dataset="synthetic")).seed_list == [0]
+    assert plans.first_seed(Chapter(profile="cpu", dataset="synthetic")).seed_list == [0]
 
 
 def test_labelled_runs_asks_once_and_splits_by_variant():
@@ -58,17 +62,17 @@ def test_labelled_runs_asks_once_and_splits_by_variant():
     def runs(variants):
         calls.append(variants)
         return [{"v": i, "seed": s} for i, _ in enumerate(variants) for s in range(3)]
-    found = evidence.labelled_runs(runs, [("a", {"x": 1}), ("b", {"x": 2})])
+    found = plans.labelled_runs(runs, [("a", {"x": 1}), ("b", {"x": 2})])
     assert len(calls) == 1 and [label for label, _ in found] == ["a", "b"]
     assert [r["v"] for r in found[1][1]] == [1, 1, 1]
 
 
 def test_absent_datasets_say_why_and_real_variants_keep_the_present_ones(chapter):
-    reasons = evidence.absent_datasets(chapter)
+    reasons = plans.absent_datasets(chapter)
     assert set(reasons) == {"cifar10", "cifar100", "tinyimagenet"} and "CUDA" in reasons["tinyimagenet"]
     assert "not found" in reasons["cifar10"]
-    assert evidence.real_dataset_variants(chapter) == []
-    assert "cifar10" in plots.absent_markdown(reasons, 5) and "--chapter 5" in plots.absent_markdown(reasons, 5)
+    assert plans.real_dataset_variants(chapter) == []
+    assert "cifar10" in markdown.absent_markdown(reasons, 5) and "--chapter 5" in markdown.absent_markdown(reasons, 5)
 
 
 def test_difficulty_table_sets_the_clean_and_cluttered_pair_and_table1_beside_ours():
@@ -113,26 +117,26 @@ def test_layers_by_group_has_layers_as_rows_and_one_column_per_group():
 def test_figures_draw_every_group(chapter):
     groups = [group("batch 20", {}, [(30, 20), (32, 22)]), group("batch 160", {}, [(10, 40)])]
     paper = tables.trend_table(groups, {"batch 20": 70.0})
-    fig = plots.sparsity_and_error(groups, paper, xlabel="batch")
+    fig = figures.sparsity_and_error(groups, paper, xlabel="batch")
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["batch 20", "batch 160"]
-    assert plots.layers_by_group_figure(groups).axes and plots.universality_by_group(groups).axes
-    assert len(plots.clutter_examples(chapter, [0.0, 1.0], count=3).axes) == 6
+    assert figures.layers_by_group_figure(groups).axes and figures.universality_by_group(groups).axes
+    assert len(figures.clutter_examples(chapter, [0.0, 1.0], count=3).axes) == 6
     matplotlib.pyplot.close("all")
 
 
 def test_class_count_axis_defaults_to_the_books_counts_and_is_judged_by_claim_4s_criterion(chapter):
-    tasks = evidence.class_count_variants(chapter)
-    assert [label for label, _ in tasks] == [f"{n} classes" for n in evidence.CLASS_COUNTS]
-    assert tasks[-1][1] == {"optimizer": "adam", "l2": 1e-3, "num_classes": evidence.CLASS_COUNTS[-1]}
-    assert all(fields in evidence.all_variants(chapter) or fields["num_classes"] == 20 for _, fields in tasks)
+    tasks = plans.class_count_variants(chapter)
+    assert [label for label, _ in tasks] == [f"{n} classes" for n in plans.CLASS_COUNTS]
+    assert tasks[-1][1] == {"optimizer": "adam", "l2": 1e-3, "num_classes": plans.CLASS_COUNTS[-1]}
+    assert all(fields in plans.all_variants(chapter) or fields["num_classes"] == 20 for _, fields in tasks)
     by_count = {20: [(40, 20), (41, 21), (39, 19)], 36: [(25, 30), (26, 31), (24, 29)]}
 
     def runs(variants):
         return [fake(fields, seed, s, e) for fields in variants
                 for seed, (s, e) in enumerate(by_count[fields["num_classes"]])]
-    assert evidence.claim_4_by_classes(chapter, runs).status == "holds"
+    assert judge.class_count_verdict(chapter, runs).status == "holds"
     by_count[36] = [(45, 30), (46, 31), (44, 29)]  # harder, but sparser: the claim's failing case
-    assert evidence.claim_4_by_classes(chapter, runs).status == "fails"
+    assert judge.class_count_verdict(chapter, runs).status == "fails"
 
 
 def test_selectivity_by_group_gives_errors_dead_and_living_universality_per_task():

@@ -7,10 +7,14 @@ import matplotlib
 import pytest
 import torch
 
-from sparsity_lib import BasicNet, Chapter, conv_bn_layers, evidence, plots, tables
-from sparsity_lib.claims import NOT_TESTED
-from sparsity_lib.costs import latency_table
-from sparsity_lib.prune import prune_inactive
+from sparsity_lib import BasicNet, Chapter, conv_bn_layers
+from sparsity_lib.nets import regularizers
+from sparsity_lib.pruning.costs import latency_table
+from sparsity_lib.pruning.surgery import prune_inactive
+from sparsity_lib.report import figures, markdown, tables
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.study import judge, plans
+from sparsity_lib.study.claims import NOT_TESTED
 
 matplotlib.use("Agg")
 
@@ -34,55 +38,55 @@ def pruned_record(kept=60.0, params=30.0, before=10.0, after=10.1, tuned=10.0, s
 
 @pytest.fixture
 def chapter(tmp_path):
-    return Chapter(profile="smoke", store=str(tmp_path / "store"), data_root=str(tmp_path))
+    return Chapter(profile="smoke", execution=Execution(store=str(tmp_path / "store"), data_root=str(tmp_path)))
 
 
 def test_extra_variants_are_few_and_outside_all_variants(chapter):
-    extras = evidence.chapter9_extra_variants(chapter) + evidence.chapter10_extra_variants(chapter)
+    extras = plans.vgg_extra_variants(chapter) + plans.l1l2_extra_variants(chapter)
     assert len(extras) == 6
-    judged = {repr(sorted(chapter.config(**f).to_dict().items())) for f in evidence.all_variants(chapter)}
+    judged = {repr(sorted(chapter.config(**f).to_dict().items())) for f in plans.all_variants(chapter)}
     assert not any(repr(sorted(chapter.config(**f).to_dict().items())) in judged for f in extras)
     vgg19 = [f for f in extras if f.get("model") == "vgg19"]
     assert all(f["width"] == chapter.settings.vgg["width"] for f in vgg19) and len(vgg19) == 2
 
 
 def test_slimming_baseline_runs_at_the_profiles_sgd_learning_rate(chapter, tmp_path):
-    assert "lr" not in evidence.slimming_fields(chapter)  # smoke: SGD's default, as at `paper`
-    cpu = Chapter(profile="cpu", store=str(tmp_path / "store"), data_root=str(tmp_path))
-    fields = evidence.slimming_fields(cpu)
+    assert "lr" not in plans.slimming_fields(chapter)  # smoke: SGD's default, as at `paper`
+    cpu = Chapter(profile="cpu", execution=Execution(store=str(tmp_path / "store"), data_root=str(tmp_path)))
+    fields = plans.slimming_fields(cpu)
     assert fields["lr"] == cpu.settings.slimming_lr == 0.01 and fields["model"] == "vgg19"
-    assert {k: fields[k] for k in evidence.SLIMMING} == evidence.SLIMMING
-    assert fields in evidence.chapter9_extra_variants(cpu)
+    assert {k: fields[k] for k in plans.SLIMMING} == plans.SLIMMING
+    assert fields in plans.vgg_extra_variants(cpu)
 
 
 def test_first_seed_keeps_everything_but_the_seeds(chapter):
-    one = evidence.first_seed(chapter)
-    assert one.seed_list == [0] and one.profile == chapter.profile and one.store == chapter.store
+    one = plans.first_seed(chapter)
+    assert one.seed_list == [0] and one.profile == chapter.profile and one.execution == chapter.execution
 
 
 def test_tinyimagenet_and_imagenet_variants_use_the_profile_l2(chapter):
-    tiny = evidence.tinyimagenet_variants(chapter)
+    tiny = plans.tinyimagenet_variants(chapter)
     assert [(f["optimizer"], f["batch_size"]) for f in tiny] == [("sgd", 40), ("adam", 20), ("adam", 40), ("adam", 120)]
     assert {f["l2"] for f in tiny} == {chapter.settings.section5_l2}
-    vgg = evidence.imagenet_variants(chapter, "vgg11", l2=1e-4)
+    vgg = plans.imagenet_variants(chapter, "vgg11", l2=1e-4)
     assert [f["batch_size"] for f in vgg] == [60, 90] and vgg[0]["model"] == "vgg11" and vgg[0]["l2"] == 1e-4
     with pytest.raises(ValueError, match="model="):
-        evidence.imagenet_variants(chapter, "resnet")
+        plans.imagenet_variants(chapter, "resnet")
 
 
 def test_dataset_missing_names_parameters_not_paths(tmp_path):
-    tiny = Chapter(profile="smoke", dataset="tinyimagenet", device="cpu", store=str(tmp_path))
-    reasons = evidence.dataset_missing(tiny, None)
+    tiny = Chapter(profile="smoke", dataset="tinyimagenet", execution=Execution(device="cpu", store=str(tmp_path)))
+    reasons = plans.dataset_missing(tiny, None)
     assert len(reasons) == 2 and "`tinyimagenet_root` is None" in reasons[1]
-    reasons = evidence.dataset_missing(tiny, str(tmp_path / "nowhere"), require_gpu=False)
+    reasons = plans.dataset_missing(tiny, str(tmp_path / "nowhere"), require_gpu=False)
     assert len(reasons) == 1 and str(tmp_path) not in reasons[0]
 
 
 def test_claims_chapter8_not_tested_without_runs_and_judges_batches():
-    verdicts = evidence.claims_chapter8([], [])
+    verdicts = judge.large_dataset_verdicts([], [])
     assert verdicts[8].status == NOT_TESTED and verdicts[4].status == NOT_TESTED
     tiny = [record(batch=20, sparsity=60), record(batch=40, sparsity=45), record(batch=120, sparsity=20)]
-    verdicts = evidence.claims_chapter8(tiny, [record(batch=64, sparsity=0.2, err=60, dataset="imagenet")])
+    verdicts = judge.large_dataset_verdicts(tiny, [record(batch=64, sparsity=0.2, err=60, dataset="imagenet")])
     assert "batch size: holds" in verdicts[8].reason
     assert verdicts[4].status == "holds"
 
@@ -107,7 +111,7 @@ def test_table5_and_table9():
 def test_batch_points_has_paper_and_ours():
     points = tables.batch_points([record(batch=20)], [])
     assert "ours, TinyImageNet" in set(points["source"]) and "paper, ImageNet" in set(points["source"])
-    assert isinstance(plots.sparsity_vs_batch(points), matplotlib.figure.Figure)
+    assert isinstance(figures.sparsity_vs_batch(points), matplotlib.figure.Figure)
 
 
 def test_table7_and_li_have_layer_rows_and_narrow_columns():
@@ -135,15 +139,15 @@ def test_pruning_summary_points_and_layer_frame():
     assert list(points["removed"]) == [40.0, 10.0]
     frame = tables.pruned_layer_frame(by, {"paper B40": "C10 B40"})
     assert set(frame["source"]) == {"ours", "paper"} and len(frame) == 3 * 13
-    for figure in (plots.removed_vs_error(points), plots.layer_pruning(frame),
-                   plots.macs_per_layer(tables.pruned_layers(pruned_record()))):
+    for figure in (figures.removed_vs_error(points), figures.layer_pruning(frame),
+                   figures.macs_per_layer(tables.pruned_layers(pruned_record()))):
         assert isinstance(figure, matplotlib.figure.Figure)
 
 
 def test_penalty_scaling_shows_the_ratio_is_scale_invariant():
     torch.manual_seed(0)
     conv = conv_bn_layers(BasicNet(width=0.0625, first_width=8, image_size=16))[3][1]
-    table = tables.penalty_scaling(conv)
+    table = regularizers.penalty_scaling(conv)
     assert table["l1/l2"].max() - table["l1/l2"].min() < 1e-4
     assert table.loc["10", "L1"] == pytest.approx(100 * table.loc["0.1", "L1"], rel=1e-4)
     assert table["W·∇R"].abs().max() < 1e-4
@@ -152,11 +156,11 @@ def test_penalty_scaling_shows_the_ratio_is_scale_invariant():
 def test_filter_norm_frame_and_histogram():
     frame = tables.filter_norm_frame({"net": BasicNet(width=0.0625, first_width=8, image_size=16)})
     assert frame["log10 norm"].max() == pytest.approx(0.0) and frame["log10 norm"].min() >= -8
-    assert isinstance(plots.filter_norm_histogram(frame, 0.01), matplotlib.figure.Figure)
+    assert isinstance(figures.filter_norm_histogram(frame, 0.01), matplotlib.figure.Figure)
 
 
 def test_missing_markdown_says_nothing_ran():
-    text = plots.missing_markdown("ImageNet", ["the ImageNet folder: parameter `imagenet_root` is None"])
+    text = markdown.missing_markdown("ImageNet", ["the ImageNet folder: parameter `imagenet_root` is None"])
     assert text.startswith(":::{note}") and "Nothing ran on ImageNet" in text and "-p imagenet_root" in text
 
 
@@ -168,7 +172,7 @@ def test_latency_table_times_dense_and_pruned_on_the_cpu_only():
     pruned, _ = prune_inactive(dense, input_shape=(1, 3, 16, 16))
     table = latency_table({"net": (dense, pruned, 16)}, (1, 4), min_runs=2, min_run_time=0.0)
     assert list(table["batch"]) == [1, 4] and (table["MAC cut"] >= 1).all() and (table["dense ms"] > 0).all()
-    assert isinstance(plots.speedup(table), matplotlib.figure.Figure)
+    assert isinstance(figures.speedup(table), matplotlib.figure.Figure)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device='cuda'"):
             latency_table({"net": (dense, pruned, 16)}, device="cuda")

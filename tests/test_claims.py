@@ -1,12 +1,11 @@
-"""Tests of sparsity_lib.claims: a passing and a failing hand-made case for every claim."""
-import math
-
+"""Tests of sparsity_lib.study.claims: a passing and a failing hand-made case for every claim."""
 import numpy as np
 import pytest
 
-from sparsity_lib import claims
-from sparsity_lib.claims import FAILS, HOLDS, NOT_TESTED, Estimate, clearly_greater
-from sparsity_lib.optim import simulate_weight
+from sparsity_lib.nets.optim import simulate_weight
+from sparsity_lib.study import claims
+from sparsity_lib.study import seeds as seed_statistic
+from sparsity_lib.study.claims import FAILS, HOLDS, NOT_TESTED, Estimate, clearly_greater
 
 LAYERS = [f"C{i}" for i in range(1, 8)]
 
@@ -31,20 +30,11 @@ def seeds(values, errors=None, **fields):
 
 
 # ------------------------------------------------------------------------------ noise rule
-def test_noise_rule_needs_the_floor_and_two_standard_errors():
-    assert clearly_greater(Estimate.of([10, 10.5, 9.5]), Estimate.of([5, 5.5, 4.5]))
-    assert not clearly_greater(Estimate.of([10, 10.5, 9.5]), Estimate.of([8.5, 9, 8]))  # below the 2-point floor
-    noisy = Estimate.of([2, 18, 10])  # std 8: a 5-point gap is noise
-    assert not clearly_greater(noisy, Estimate.of([5, 5, 5]))
-    one_seed = Estimate.of([10])
-    assert math.isnan(one_seed.std) and one_seed.spread() == claims.ASSUMED_SPREAD
-    assert not clearly_greater(Estimate.of([10]), Estimate.of([5]))  # 5 < 2 * sqrt(8) = 5.7
-    assert clearly_greater(Estimate.of([12]), Estimate.of([5]))
-
-
-def test_estimate_of_nothing_is_an_error():
-    with pytest.raises(ValueError, match="at least one value"):
-        Estimate.of([])
+def test_claims_use_the_seed_statistic_and_noise_rule_of_seeds():
+    """The rule itself is tested in test_seeds.py; the chapters' text names it as `claims.clearly_greater`."""
+    assert claims.clearly_greater is seed_statistic.clearly_greater and claims.Estimate is seed_statistic.Estimate
+    assert claims.settings is seed_statistic.settings and claims.MIN_EFFECT == seed_statistic.MIN_EFFECT
+    assert not clearly_greater(Estimate.of([10]), Estimate.of([5]))  # one seed each: 5 < 2 * sqrt(8)
 
 
 # ------------------------------------------------------------------------------ claim 1

@@ -1,4 +1,4 @@
-"""Sweeps as tasks (sparsity_lib.cluster): a pool of local workers, a local Ray cluster and submitit's
+"""Sweeps as tasks (sparsity_lib.runs.cluster): a pool of local workers, a local Ray cluster and submitit's
 local executor train a smoke grid into one store, one config crashes once and resumes on retry, and
 nothing runs twice."""
 import json
@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsity_lib import Chapter, RunStore, cluster, config_hash, dispatch, make_config
+from sparsity_lib import RunStore, config_hash, make_config
 from sparsity_lib.cli import main
-from sparsity_lib.cluster import SweepFailed, local_workers, run_sweep, sweep_records
-from sparsity_lib.train import train
+from sparsity_lib.environment import execution_from_environment, open_chapter, workers_from_env
+from sparsity_lib.runs import cluster, dispatch
+from sparsity_lib.runs.cluster import SweepFailed, run_sweep
+from sparsity_lib.runs.dispatch import run_or_load_all
+from sparsity_lib.runs.execution import Execution, local_workers, machine_cores
+from sparsity_lib.runs.training import train
 
 GRID = {"optimizer": ("adam", "sgd"), "l2": (1e-4, 5e-4, 1e-3)}
 SMALL = {"dataset": "synthetic", "train_subset": 200, "test_subset": 100}  # smoke at half its images
@@ -33,7 +37,7 @@ def smoke_grid():
 def local_ray():
     """A Ray cluster of 2 CPUs on this machine, started as `run_sweep` starts one, shared by the tests."""
     ray = pytest.importorskip("ray")
-    from sparsity_lib.cluster import start_ray
+    from sparsity_lib.runs.cluster import start_ray
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("RAY_ADDRESS", raising=False)  # never a cluster this machine happens to know
         assert start_ray(address=None, local_cpus=2)
@@ -155,8 +159,8 @@ def test_ray_sweep_retries_a_crash_and_never_reruns(local_ray, tmp_path, capsys)
     configs = smoke_grid()
     crashed = config_hash(configs[2])
     store = RunStore(tmp_path / "store")
-    result = run_sweep(configs, backend="ray", store=store, retries=2, progress=False,
-                       train_fn=CrashOnce(tmp_path, crash=crashed))
+    execution = Execution(backend="ray", store=store, progress=False, train_fn=CrashOnce(tmp_path, crash=crashed))
+    result = run_sweep(configs, execution, retries=2)
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs) and not result.already_stored
     assert_sweep_landed_once(store, configs, tmp_path, crashed)
 
@@ -174,8 +178,8 @@ def test_ray_reports_the_config_that_fails_every_retry(local_ray, tmp_path):
     ship_by_value()
     good, bad = smoke_grid()[:2]
     with pytest.raises(SweepFailed) as failed:
-        run_sweep([good, bad], backend="ray", store=tmp_path / "store", retries=1, progress=False,
-                  train_fn=CrashOnce(tmp_path, always=config_hash(bad)))
+        run_sweep([good, bad], Execution(backend="ray", store=tmp_path / "store", progress=False,
+                                         train_fn=CrashOnce(tmp_path, always=config_hash(bad))), retries=1)
     message = str(failed.value)
     assert config_hash(bad) in message and bad.label() in message and "injected permanent failure" in message
     assert config_hash(good) not in message
@@ -189,12 +193,13 @@ def test_submitit_local_executor_runs_the_same_sweep(tmp_path):
     configs = smoke_grid()
     crashed = config_hash(configs[4])
     store = RunStore(tmp_path / "store")
-    result = run_sweep(configs, backend="slurm", store=store, retries=2, progress=False, cluster="local",
-                       folder=tmp_path / "jobs", gpus_per_task=0, cpus_per_task=1, poll_s=0.5,
-                       train_fn=CrashOnce(tmp_path, crash=crashed))
+    execution = Execution(backend="slurm", store=store, progress=False, train_fn=CrashOnce(tmp_path, crash=crashed))
+    result = run_sweep(configs, execution, retries=2, cluster="local", folder=tmp_path / "jobs", gpus_per_task=0,
+                       cpus_per_task=1, poll_s=0.5)
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
     assert_sweep_landed_once(store, configs, tmp_path, crashed)
-    again = run_sweep(configs, backend="slurm", store=store, progress=False, cluster="local", folder=tmp_path / "jobs")
+    again = run_sweep(configs, Execution(backend="slurm", store=store, progress=False), cluster="local",
+                      folder=tmp_path / "jobs")
     assert again.trained == [] and sorted(again.already_stored) == sorted(result.trained)
     assert trained_log(tmp_path) == Counter(config_hash(c) for c in configs)
 
@@ -204,24 +209,23 @@ def test_local_backend_retries_and_reports(tmp_path):
     store = RunStore(tmp_path / "store")
     train_fn = CrashOnce(tmp_path, crash=config_hash(crashing), always=config_hash(bad))
     with pytest.raises(SweepFailed) as failed:
-        run_sweep([good, crashing, bad, good], backend="local", store=store, retries=1, progress=False,
-                  train_fn=train_fn)
+        run_sweep([good, crashing, bad, good], Execution(store=store, progress=False, train_fn=train_fn), retries=1)
     assert [config for config, _ in failed.value.result.failures] == [bad]
     assert "injected permanent failure" in str(failed.value)
     assert trained_log(tmp_path) == Counter([config_hash(good), config_hash(crashing)])  # the duplicate ran once
     assert store.load(config_hash(crashing))["provenance"]["resumed"] is True
     # The batch form a notebook uses: stored records come back in order, nothing trains again.
-    records = sweep_records([crashing, good], store=store, backend="local", progress=False, train_fn=train_fn)
+    records = run_or_load_all([crashing, good], Execution(store=store, progress=False, train_fn=train_fn))
     assert [r["config_hash"] for r in records] == [config_hash(crashing), config_hash(good)]
     assert trained_log(tmp_path) == Counter([config_hash(good), config_hash(crashing)])
 
 
 def test_unknown_backend_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"backend='dask'.*local, ray, slurm"):
-        run_sweep(smoke_grid(), backend="dask", store=tmp_path)
+        run_sweep(smoke_grid(), Execution(backend="dask", store=tmp_path))
     monkeypatch.setenv("SPARSITY_BACKEND", "dask")  # what `make book BACKEND=...` sets for the notebooks
-    with pytest.raises(ValueError, match=r"backend='dask'"):
-        sweep_records(smoke_grid(), store=tmp_path)
+    with pytest.raises(ValueError, match=r"SPARSITY_BACKEND='dask' is invalid; allowed: local, ray, slurm"):
+        execution_from_environment(store=tmp_path)
 
 
 def test_cli_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):
@@ -245,21 +249,22 @@ def test_slurm_backend_without_slurm_is_a_clear_error(tmp_path, capsys):
 
 def test_fused_tasks_train_a_group_in_one_task(tmp_path):
     configs = smoke_grid()[:2]  # adam, L2 1e-4 and 5e-4: fusable (they differ only in L2)
-    result = run_sweep(configs, backend="local", store=tmp_path, fused="on", progress=False)
+    result = run_sweep(configs, execution=Execution(backend="local", store=tmp_path, fused="on", progress=False))
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
     records = [RunStore(tmp_path).load(config_hash(c)) for c in configs]
     assert [r["provenance"]["fused_models"] for r in records] == [2, 2]  # trained together
-    with pytest.raises(ValueError, match="fused='maybe'.*off, on"):
-        run_sweep(configs, backend="local", store=tmp_path, fused="maybe")
+    with pytest.raises(ValueError, match="fused='maybe'.*auto, on, off"):
+        run_sweep(configs, execution=Execution(backend="local", store=tmp_path, fused="maybe"))
     more = [c.replace(seed=c.seed + 10) for c in configs]
-    run_sweep(more, backend="local", store=tmp_path, fused="on", speed=("amp", "channels_last"), progress=False)
+    run_sweep(more, execution=Execution(backend="local", store=tmp_path, fused="on", speed=("amp", "channels_last"),
+                                        progress=False))
     provenance = [RunStore(tmp_path).load(config_hash(c))["provenance"] for c in more]
     assert [(p["precision"], p["channels_last"], p["compiled"]) for p in provenance] == [("bf16 autocast", True,
                                                                                          False)] * 2
     with pytest.raises(ValueError, match="belong to the fused trainer"):
-        run_sweep(more, backend="local", store=tmp_path, speed=("amp",))
-    with pytest.raises(ValueError, match=r"speed=\['fast'\].*amp, channels_last, compile"):
-        run_sweep(more, backend="local", store=tmp_path, fused="on", speed=("fast",))
+        run_sweep(more, execution=Execution(backend="local", store=tmp_path, speed=("amp",)))
+    with pytest.raises(ValueError, match=r"speed='fast'.*amp, channels_last, compile"):
+        run_sweep(more, execution=Execution(backend="local", store=tmp_path, fused="on", speed=("fast",)))
 
 
 # ------------------------------------------------------------------------------ local worker pool
@@ -278,7 +283,8 @@ def test_local_pool_stores_each_run_once_equal_to_the_serial_run(tmp_path, capsy
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # what each pool worker uses: same kernels, same float rounding
     try:
-        result = run_sweep(configs, backend="local", workers=1, store=tmp_path / "serial", progress=False)
+        result = run_sweep(configs, execution=Execution(backend="local", workers=1, store=tmp_path / "serial",
+                                                        progress=False))
     finally:
         torch.set_num_threads(threads)
     assert sorted(result.trained) == keys
@@ -313,8 +319,9 @@ def test_local_pool_retries_a_crash_or_a_dead_worker(tmp_path, failure):
     configs = smoke_grid()[:4]
     crashed = config_hash(configs[1])
     store = RunStore(tmp_path / "store")
-    result = run_sweep(configs, backend="local", workers=2, store=store, retries=1, progress=False,
-                       train_fn=failure(tmp_path, crash=crashed))
+    result = run_sweep(configs, retries=1, execution=Execution(backend="local", workers=2, store=store,
+                                                               progress=False, train_fn=failure(tmp_path,
+                                                                                                crash=crashed)))
     assert sorted(result.trained) == sorted(config_hash(c) for c in configs)
     if failure is DieOnce:  # the run beside the crashed one was cut off at its first epoch, and resumed
         assert len(in_flight(tmp_path)) == 1
@@ -322,16 +329,16 @@ def test_local_pool_retries_a_crash_or_a_dead_worker(tmp_path, failure):
 
 
 def test_workers_default_to_the_machine_and_reject_nonsense(monkeypatch):
-    assert local_workers("auto", "cpu") == local_workers(None, "cpu") == cluster.machine_cores()
+    assert local_workers("auto", "cpu") == local_workers(None, "cpu") == machine_cores()
     assert local_workers(3, "cpu") == 3
     for bad in (0, -1, 1.5, "two", True):
         with pytest.raises(ValueError, match=r"workers=.*allowed: 'auto'.*integer >= 1"):
             local_workers(bad)
     monkeypatch.setenv("SPARSITY_WORKERS", "two")
     with pytest.raises(ValueError, match=r"SPARSITY_WORKERS='two' is invalid; allowed: auto or an integer >= 1"):
-        cluster.workers_from_env()
+        workers_from_env()
     monkeypatch.setenv("SPARSITY_WORKERS", "")
-    assert cluster.workers_from_env() == "auto"
+    assert workers_from_env() == "auto"
     assert main(["sweep", "--profile", "smoke", "--workers", "0"]) == 2  # a usage error (issue 12's boundary)
 
 
@@ -339,13 +346,16 @@ def test_chapter_trains_missing_runs_in_the_local_pool(tmp_path, monkeypatch):
     """`make book WORKERS=2` sets $SPARSITY_WORKERS: a chapter's missing runs go to a pool of 2."""
     calls = []
     real = cluster.run_sweep
-    monkeypatch.setattr(dispatch, "run_sweep", lambda configs, **kw: calls.append(kw["workers"]) or real(configs, **kw))
+    monkeypatch.setattr(dispatch, "run_sweep",
+                        lambda configs, execution, **kw: calls.append(execution.worker_count()) or
+                        real(configs, execution, **kw))
     monkeypatch.setenv("SPARSITY_WORKERS", "2")
     monkeypatch.setenv("SPARSITY_FUSED", "off")
-    chapter = Chapter(profile="smoke", dataset="synthetic", store=str(tmp_path), seeds=2, device="cpu")
+    chapter = open_chapter(profile="smoke", dataset="synthetic", seeds=2, store=str(tmp_path), device="cpu")
     records = chapter.runs([dict(optimizer="sgd", l2=1e-3, train_subset=200)], progress=False)
     assert calls == [2] and [r["config"]["seed"] for r in records] == [0, 1]
     assert [r["provenance"]["cpu_threads"] for r in records] == [1, 1]
     monkeypatch.setenv("SPARSITY_WORKERS", "1")  # one worker: the run trains in this process
+    chapter = open_chapter(profile="smoke", dataset="synthetic", seeds=2, store=str(tmp_path), device="cpu")
     chapter.runs([dict(optimizer="adam", l2=1e-3, train_subset=200)], progress=False)
     assert calls == [2]

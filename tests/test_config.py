@@ -1,9 +1,9 @@
-"""RunConfig validation and hashing, and the size profiles (sparsity_lib.config)."""
+"""RunConfig validation and hashing, and the size profiles (sparsity_lib.runs.config)."""
 import json
 
 import pytest
 
-from sparsity_lib import PROFILES, RunConfig, config_hash, get_profile
+from sparsity_lib import PROFILES, RunConfig, config_hash, get_profile, make_config
 
 
 def test_default_config_is_the_papers():
@@ -52,6 +52,14 @@ def test_profiles_scale_schedule_and_width():
     assert (narrow.first_width, narrow.width) == (16, 0.0625)
     with pytest.raises(ValueError, match="profile=.huge. is unknown; allowed: smoke, cpu, .*paper"):
         get_profile("huge")
+
+
+def test_a_config_without_a_dataset_takes_the_profiles_default():
+    """`train --profile cpu` without --dataset trains the embedded task the cpu profile was sized for."""
+    assert make_config("cpu").dataset == make_config("long").dataset == "synthetic"
+    assert make_config("paper").dataset == "cifar10"
+    assert make_config("cpu") == make_config("cpu", dataset="synthetic")  # the profile's synthetic fields too
+    assert make_config("cpu", dataset="cifar10").dataset == "cifar10"
 
 
 

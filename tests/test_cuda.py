@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from sparsity_lib import BasicNet, RunStore, config_hash, conv_bn_layers, train
-from sparsity_lib.costs import fold_bn, latency
-from sparsity_lib.fused import run_or_load_group
-from sparsity_lib.fused_net import FusedNet, fused_inputs
-from sparsity_lib.prune import prune_features
-from sparsity_lib.train import build_model
+from sparsity_lib.pruning.costs import fold_bn, latency
+from sparsity_lib.pruning.surgery import prune_features
+from sparsity_lib.runs.build import build_model
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.runs.fused.net import FusedNet, fused_inputs
+from sparsity_lib.runs.fused.trainer import run_or_load_group
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -46,8 +47,8 @@ def test_grouped_convolutions_on_cuda_are_n_separate_forwards():
 def test_fused_group_on_cuda_with_amp_and_channels_last(tmp_path, tiny_config):
     """(torch.compile on CUDA is exercised by gpu_check's train-compile step, where its time is budgeted.)"""
     configs = [tiny_config.replace(l2=l2, epochs=2, lr_drops=(1.0,)) for l2 in (1e-4, 1e-3)]
-    records = run_or_load_group(configs, store=tmp_path, device="cuda", progress=False, fused="on", amp=True,
-                                channels_last=True)
+    records = run_or_load_group(configs, execution=Execution(store=tmp_path, device="cuda", progress=False,
+                                                             fused="on", speed=('amp', 'channels_last')))
     for record in records:
         provenance = record["provenance"]
         assert provenance["device"].startswith("cuda") and provenance["fused_models"] == 2

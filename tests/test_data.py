@@ -9,7 +9,9 @@ from PIL import Image
 from torch import nn
 from torchvision import datasets
 
-from sparsity_lib.data import DatasetError, GpuLoader, ImageData, load_dataset, make_loader, resolve_dataset
+from sparsity_lib.data.datasets import load_dataset, resolve_dataset
+from sparsity_lib.data.images import DatasetError, ImageData
+from sparsity_lib.data.loaders import GpuLoader, make_loader
 
 # ----------------------------------------------------------------------------------------------
 # Synthetic shapes

@@ -18,7 +18,8 @@ SMOKE = ["--profile", "smoke"]
 
 @pytest.mark.parametrize("argv,expected", [
     (["train", "--batch-size", "1000000000"],
-     "RunConfig.batch_size=1000000000 is invalid; allowed: an integer from 1 to the 50,000 training images of cifar10"),
+     "RunConfig.batch_size=1000000000 is invalid; allowed: an integer from 1 to the 50,000 training images of "
+     "synthetic"),  # the smoke profile's default dataset
     (["train", "--dataset", "synthetic", "--batch-size", "1000"],
      "RunConfig.batch_size=1000 is invalid; allowed: an integer from 1 to the 400 training images of train_subset=400"),
     (["train", "--profile", "paper", "--dataset", "synthetic", "--batch-size", "50001"],

@@ -1,4 +1,4 @@
-"""The fused trainer against N single runs (sparsity_lib.fused vs sparsity_lib.train).
+"""The fused trainer against N single runs (sparsity_lib.runs.fused vs sparsity_lib.runs.training).
 
 The equivalence tests run in float64. In float32 a run is chaotic at the level of rounding: the
 single-run trainer itself differs by up to ~0.04 in training loss after 200 steps between 1 and 2
@@ -27,17 +27,20 @@ import torch
 from torch.nn import functional as F
 
 from sparsity_lib import RunConfig, RunStore, TrainingDiverged, config_hash, gamma_sparsity, make_loader, train
-from sparsity_lib.data import load_dataset
-from sparsity_lib.fused import _inactive_gamma, run_or_load_group, train_group
-from sparsity_lib.fused_groups import can_fuse, fusable_groups, group_key
-from sparsity_lib.fused_net import FusedLoader, FusedNet, fused_inputs, unfuse
-from sparsity_lib.fused_optim import FusedOptimizer
-from sparsity_lib.optim import make_optimizer
-from sparsity_lib.train import build_model
+from sparsity_lib.data.datasets import load_dataset
+from sparsity_lib.nets.optim import make_optimizer
+from sparsity_lib.runs.build import build_model
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.runs.fused.groups import can_fuse, fusable_groups, group_key
+from sparsity_lib.runs.fused.net import FusedLoader, FusedNet, fused_inputs, unfuse
+from sparsity_lib.runs.fused.optim import FusedOptimizer
+from sparsity_lib.runs.fused.trainer import _inactive_gamma, run_or_load_group, train_group
+from sparsity_lib.runs.schedule import set_lr
 
-fused_module = importlib.import_module("sparsity_lib.fused")
-fused_net_module = importlib.import_module("sparsity_lib.fused_net")
-train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
+fused_module = importlib.import_module("sparsity_lib.runs.fused.trainer")
+fused_net_module = importlib.import_module("sparsity_lib.runs.fused.net")
+train_module = importlib.import_module("sparsity_lib.runs.training")
+build_module = importlib.import_module("sparsity_lib.runs.build")
 
 ROOT = Path(__file__).resolve().parents[1]
 # 8x8 images (three 2x2 pools leave 1x1 before the head) keep the float64 runs at seconds on one thread.
@@ -72,7 +75,7 @@ def float64(monkeypatch):
     # The plain trainer's CPU layout (channels_last) is a kernel choice, tested on its own in
     # test_train.py; its float64 rounding differs from the NCHW kernels', and Adam's eps amplifies that
     # on near-zero gradients over hundreds of steps. The fused math is checked against the NCHW one.
-    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", False)
+    monkeypatch.setattr(build_module, "CPU_CHANNELS_LAST", False)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
@@ -151,7 +154,7 @@ def test_float32_records_match_briefly(monkeypatch):
     """The default float32 path over 5 steps (before rounding noise is amplified: after 10 steps one of
     these two models already differs by 6e-4 in training loss). The plain trainer is pinned to NCHW, the
     fused trainer's layout: channels_last's own rounding is checked in tests/test_train.py."""
-    monkeypatch.setattr(train_module, "CPU_CHANNELS_LAST", False)
+    monkeypatch.setattr(build_module, "CPU_CHANNELS_LAST", False)
     group = [TINY.replace(epochs=0.25, lr_drops=(), seed=s, l2=l2, wd=wd)
              for s, l2, wd in ((0, 1e-4, 0.0), (1, 0.0, 1e-3))]
     fused = train_group(group, device="cpu", progress=False)
@@ -194,9 +197,9 @@ def test_fused_optimizer_matches_make_optimizer(optimizers):
                               beta_lr_scale=c.beta_lr_scale) for m, c in zip(models, configs)]
     gen = torch.Generator().manual_seed(0)
     for step in range(25):
-        factor = 1.0 if step < 15 else 0.1  # an LR drop, applied as `train.set_lr` does
+        factor = 1.0 if step < 15 else 0.1  # an LR drop, applied as `schedule.set_lr` does
         for model, optimizer in zip(models, singles):
-            train_module.set_lr(optimizer, optimizer.defaults["lr"], factor)
+            set_lr(optimizer, optimizer.defaults["lr"], factor)
         for name, param in models[0].named_parameters():
             grads = torch.randn((len(models), *param.shape), generator=gen)
             net.stacked(name).grad = grads.clone()
@@ -299,15 +302,18 @@ def test_compiled_forward_matches_eager_in_float64(float64):
 
 def test_speed_options_are_recorded_and_need_the_fused_trainer(tmp_path):
     config = TINY.replace(epochs=1, lr_drops=(), snapshot_count=0)
-    [record] = run_or_load_group([config], store=tmp_path, device="cpu", progress=False, fused="on", amp=True,
-                                 channels_last=True)
+    [record] = run_or_load_group([config], execution=Execution(store=tmp_path, device="cpu", progress=False,
+                                                               fused="on", speed=('amp', 'channels_last')))
     provenance = record["provenance"]
     assert (provenance["precision"], provenance["channels_last"], provenance["compiled"]) == ("bf16 autocast", True,
                                                                                               False)
     stored = RunStore(tmp_path).load(config_hash(config))
     assert provenance["fused_models"] == 1 and stored["provenance"] == provenance and stored["final"] == record["final"]
-    with pytest.raises(ValueError, match="amp: options of the fused trainer.*fused='off'"):
-        run_or_load_group([config.replace(seed=9)], store=tmp_path, device="cpu", fused="off", amp=True)
+    with pytest.raises(ValueError, match=r"speed=\['amp'\]: these options belong to the fused trainer.*fused='off'"):
+        Execution(store=tmp_path, device="cpu", fused="off", speed=("amp",))
+    with pytest.raises(ValueError, match="amp: options of the fused trainer, which fused='auto' does not use here"):
+        run_or_load_group([config.replace(seed=9)], Execution(store=tmp_path, device="cpu", fused="auto",
+                                                              speed=("amp",)))
 
 
 def test_can_fuse_names_the_reason():
@@ -349,28 +355,29 @@ def test_run_or_load_group_stores_loads_and_falls_back(tmp_path, monkeypatch):
     small = TINY.replace(epochs=0.5, lr_drops=(), train_subset=160, test_subset=40)
     # the Adagrad config has no partner of its family, so it trains alone through train.train
     configs = [small.replace(seed=0), small.replace(seed=1, l2=1e-3), small.replace(optimizer="adagrad")]
-    records = run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
+    records = run_or_load_group(configs, execution=Execution(store=tmp_path, device="cpu", progress=False, fused="on"))
     assert [r["config_hash"] for r in records] == [config_hash(c) for c in configs]
     assert [r["provenance"].get("fused_models") for r in records] == [2, 2, None]
     store = RunStore(tmp_path)
     assert all(store.load(config_hash(c)) is not None for c in configs)
     assert all(store.weights_file(record).exists() for record in records)
     assert not list((tmp_path / "checkpoints").glob("*.pt")) and not list(tmp_path.glob(".*.tmp"))  # no leftovers
-    model = train_module.load_model(records[1], store.weights_file(records[1]))
+    model = build_module.load_model(records[1], store.weights_file(records[1]))
     assert model.features[0].bn.num_batches_tracked == records[1]["provenance"]["steps"]
 
     def no_training(*_args, **_kwargs):
         raise AssertionError("stored runs must be loaded, not trained")
 
-    monkeypatch.setattr("sparsity_lib.fused.train_group", no_training)
-    monkeypatch.setattr("sparsity_lib.fused.train_single", no_training)
-    again = run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
+    monkeypatch.setattr("sparsity_lib.runs.fused.trainer.train_group", no_training)
+    monkeypatch.setattr("sparsity_lib.runs.fused.trainer.train_single", no_training)
+    again = run_or_load_group(configs, execution=Execution(store=tmp_path, device="cpu", progress=False, fused="on"))
     assert again == [store.load(config_hash(c)) for c in configs]
     monkeypatch.undo()
-    singles = run_or_load_group(configs[:2], store=tmp_path / "auto", device="cpu", progress=False, fused="auto")
+    singles = run_or_load_group(configs[:2], execution=Execution(store=tmp_path / "auto", device="cpu",
+                                                                 progress=False, fused="auto"))
     assert all("fused_models" not in r["provenance"] for r in singles)  # 'auto' fuses on CUDA only
     with pytest.raises(ValueError, match="fused='maybe'"):
-        run_or_load_group(configs, store=tmp_path, fused="maybe")
+        run_or_load_group(configs, execution=Execution(store=tmp_path, fused="maybe"))
 
 
 def load_bench(name: str):
@@ -421,7 +428,7 @@ def test_diverging_member_stops_the_group_and_nothing_is_stored(tmp_path):
     small = TINY.replace(epochs=1, lr_drops=(), train_subset=160, test_subset=40, optimizer="sgd")
     configs = [small.replace(seed=0), small.replace(seed=1, lr=10.0, gamma_lr_scale=1e30)]  # the second explodes
     with pytest.raises(TrainingDiverged) as error:
-        run_or_load_group(configs, store=tmp_path, device="cpu", progress=False, fused="on")
+        run_or_load_group(configs, execution=Execution(store=tmp_path, device="cpu", progress=False, fused="on"))
     message = str(error.value)
     expected = f"run {config_hash(configs[1])} (sgd L2 1e-04 b40 seed 1, in a fused group of 2) diverged"
     assert message.startswith(expected)

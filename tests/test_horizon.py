@@ -1,10 +1,10 @@
-"""sparsity_lib.horizon: dead-feature curves and milestones read off a record's per-epoch history."""
+"""sparsity_lib.study.horizon: dead-feature curves and milestones read off a record's per-epoch history."""
 import math
 
 import numpy as np
 import pytest
 
-from sparsity_lib.horizon import (
+from sparsity_lib.study.horizon import (
     death_curve,
     death_milestones,
     layer_groups,

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sparsity_lib import BasicNet, conv_bn_layers, conv_parameter_count, feature_count, make_model, vgg
-from sparsity_lib.models import WIDTH_VARIANTS
+from sparsity_lib.nets.models import WIDTH_VARIANTS
 
 
 def test_basicnet_matches_paper_counts():

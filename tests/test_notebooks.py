@@ -10,6 +10,7 @@ import ast
 import importlib
 import importlib.util
 import os
+import pkgutil
 import re
 import shutil
 import subprocess
@@ -26,7 +27,7 @@ from sparsity_lib.book import ROOT, ChapterFailed, execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 BOOK_PAGES = ("_config.yml", "_static/wrap.css", "reproduce.md", "docs/paper_tables.md", "docs/calibration.md",
-              "sparsity_lib/paper_tables.md")  # docs/paper_tables.md includes the package's copy
+              "sparsity_lib/report/paper_tables.md")  # docs/paper_tables.md includes the package's copy
 # Text in a stderr stream that means something went wrong (tqdm bars on stderr are fine).
 BAD_STDERR = re.compile(r"Traceback|Warning|Error|Exception")
 RAW_DIRECTIVE = re.compile(r"<p>:::\{")  # a colon fence parsed as plain text
@@ -285,12 +286,12 @@ MAX_VISIBLE_LINES = 15
 
 
 def exported_names() -> dict[str, set[str]]:
-    """Module -> the names it exports (`__all__`), for sparsity_lib and each of its modules."""
+    """Module -> the names it exports (`__all__`), for sparsity_lib and each of its modules and subpackages."""
     import sparsity_lib
     found = {"sparsity_lib": set(sparsity_lib.__all__)}
-    for path in (ROOT / "sparsity_lib").glob("[!_]*.py"):
-        module = importlib.import_module(f"sparsity_lib.{path.stem}")
-        found[f"sparsity_lib.{path.stem}"] = set(getattr(module, "__all__", ()))
+    for info in pkgutil.walk_packages(sparsity_lib.__path__, "sparsity_lib."):
+        if not info.name.rsplit(".", 1)[-1].startswith("_"):
+            found[info.name] = set(getattr(importlib.import_module(info.name), "__all__", ()))
     return found
 
 
@@ -316,25 +317,25 @@ def notebook_style_problems(notebook, exported: dict[str, set[str]]) -> list[str
                     submodule = f"{module}.{alias.name}"
                     if alias.name not in exported.get(module, set()) and submodule not in exported:
                         found.append(f"code cell {index}: imports {alias.name} (not in {module}.__all__)")
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
-                    f"sparsity_lib.{node.value.id}" in exported and node.attr.startswith("_"):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr.startswith("_") \
+                    and any(name.endswith(f".{node.value.id}") for name in exported):
                 found.append(f"code cell {index}: uses the private {node.value.id}.{node.attr}")
     return found
 
 
 def test_style_rules_catch_definitions_long_cells_and_private_imports():
-    exported = {"sparsity_lib": {"Chapter"}, "sparsity_lib.plots": {"styled"}}
+    exported = {"sparsity_lib": {"Chapter"}, "sparsity_lib.report.tables": {"styled"}}
     notebook = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("def f():\n    return 1"),
         nbformat.v4.new_code_cell("\n".join(f"x{i} = {i}" for i in range(16))),
-        nbformat.v4.new_code_cell("from sparsity_lib import Chapter, secret\nplots._hidden(1)"),
+        nbformat.v4.new_code_cell("from sparsity_lib import Chapter, secret\ntables._hidden(1)"),
         nbformat.v4.new_code_cell("\n".join(f"y{i} = {i}" for i in range(30)), metadata={"tags": ["hide-input"]}),
         nbformat.v4.new_markdown_cell("Adam kills\n%70 of the features")])
     found = notebook_style_problems(notebook, exported)
     assert found == ["markdown line '%70 of the features' starts with '%' (a MyST comment)",
                      "code cell 0: defines f", "code cell 1: 16 visible lines (at most 15)",
                      "code cell 2: imports secret (not in sparsity_lib.__all__)",
-                     "code cell 2: uses the private plots._hidden"], found
+                     "code cell 2: uses the private tables._hidden"], found
 
 
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])

@@ -1,4 +1,4 @@
-"""Tests for sparsity_lib.optim: L2 vs decoupled WD on one weight (paper Sec. 3, Fig. 4), BN param
+"""Tests for sparsity_lib.nets.optim: L2 vs decoupled WD on one weight (paper Sec. 3, Fig. 4), BN param
 groups, state_dict round trips, defaults and error messages."""
 import math
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsity_lib.optim import DEFAULT_LR, OPTIMIZERS, bn_param_groups, make_optimizer, simulate_weight
+from sparsity_lib.nets.optim import DEFAULT_LR, OPTIMIZERS, bn_param_groups, make_optimizer, simulate_weight
 
 
 def tiny_model():
@@ -255,7 +255,7 @@ def test_errors_name_parameter_value_and_allowed(kwargs, message):
 
 
 def test_adagrad_steps_to_threshold_matches_torch_adagrad_on_a_silent_weight():
-    from sparsity_lib.optim import adagrad_steps_to_threshold
+    from sparsity_lib.nets.optim import adagrad_steps_to_threshold
     lr, l2, start, accumulated = 0.05, 0.02, 0.2, 4.0  # sqrt(G) = 2: a weight that once saw large gradients
     predicted = float(adagrad_steps_to_threshold([start], [accumulated], lr, l2, 1e-3)[0])
     weight = torch.nn.Parameter(torch.tensor([start]))

@@ -27,11 +27,16 @@ def requirement_lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_the_paper_tables_are_package_data():
-    from sparsity_lib import paper
-    assert PYPROJECT["tool"]["setuptools"]["packages"] == ["sparsity_lib"]
-    assert paper.SOURCE.name in PYPROJECT["tool"]["setuptools"]["package-data"]["sparsity_lib"]
-    assert paper.SOURCE.parent == ROOT / "sparsity_lib"
+SUBPACKAGES = sorted(str(path.parent.relative_to(ROOT)) for path in (ROOT / "sparsity_lib").rglob("__init__.py"))
+
+
+def test_the_paper_tables_are_package_data_of_every_subpackage_found():
+    from sparsity_lib.report import paper
+    assert PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"] == ["sparsity_lib", "sparsity_lib.*"]
+    assert paper.SOURCE.name in PYPROJECT["tool"]["setuptools"]["package-data"]["sparsity_lib.report"]
+    assert paper.SOURCE.parent == ROOT / "sparsity_lib" / "report"
+    expected = {"sparsity_lib/data", "sparsity_lib/nets", "sparsity_lib/runs/fused", "sparsity_lib/report"}
+    assert expected <= set(SUBPACKAGES)
 
 
 def test_the_wheel_holds_the_package_and_the_paper_tables(tmp_path):
@@ -47,7 +52,11 @@ def test_the_wheel_holds_the_package_and_the_paper_tables(tmp_path):
                              "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     names = zipfile.ZipFile(next((tmp_path / "dist").glob("*.whl"))).namelist()
-    assert "sparsity_lib/paper_tables.md" in names and "sparsity_lib/store.py" in names
+    assert "sparsity_lib/report/paper_tables.md" in names and "sparsity_lib/runs/store.py" in names
+    missing = [package for package in SUBPACKAGES if f"{package}/__init__.py" not in names]
+    assert not missing, f"the wheel lacks the subpackages {missing}"
+    sources = {str(path.relative_to(ROOT)) for path in (ROOT / "sparsity_lib").rglob("*.py")}
+    assert not sources - set(names), f"the wheel lacks {sorted(sources - set(names))}"
     assert not [name for name in names if name.split("/")[0] in ("results", "notebooks", "book", "tests")]
 
 

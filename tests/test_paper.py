@@ -1,6 +1,6 @@
 import pytest
 
-from sparsity_lib import paper
+from sparsity_lib.report import paper
 
 
 def test_table1_long_form_matches_the_paper():

@@ -3,10 +3,11 @@ import torch
 from torch import nn
 
 from sparsity_lib import BasicNet, RunStore, conv_bn_layers, vgg, zero_inactive
-from sparsity_lib.costs import fold_bn, layer_costs
-from sparsity_lib.finetune import fine_tune
-from sparsity_lib.prune import dead_masks, prune_features, prune_inactive, zeroed_reference
-from sparsity_lib.pruned_runs import prune_or_load
+from sparsity_lib.pruning.costs import fold_bn, layer_costs
+from sparsity_lib.pruning.finetune import fine_tune
+from sparsity_lib.pruning.runner import prune_or_load
+from sparsity_lib.pruning.surgery import dead_masks, prune_features, prune_inactive, zeroed_reference
+from sparsity_lib.runs.execution import Execution
 
 
 def warmed(model, size, steps=6, seed=0):
@@ -238,12 +239,14 @@ def test_layer_costs_of_basicnet_at_full_width_match_the_paper():
 
 def test_prune_or_load_trains_prunes_fine_tunes_and_then_loads(tiny_config, tmp_path):
     config = tiny_config.replace(l2=1e-2)
-    record = prune_or_load(config, "implicit", fine_tune_steps=3, store=tmp_path, device="cpu", progress=False)
+    record = prune_or_load(config, "implicit", fine_tune_steps=3, execution=Execution(store=tmp_path, device="cpu",
+                                                                                      progress=False))
     final = record["final"]
     assert 0 < final["features_kept_pct"] <= 100 and 0 <= final["test_err"] <= 100
     assert [h["step"] for h in record["history"]][-1] == 3
     assert RunStore(tmp_path).load(record["config_hash"]) is not None  # the base run is stored too
-    again = prune_or_load(config, "implicit", fine_tune_steps=3, store=tmp_path, device="cpu", progress=False)
+    again = prune_or_load(config, "implicit", fine_tune_steps=3, execution=Execution(store=tmp_path, device="cpu",
+                                                                                     progress=False))
     assert again["provenance"]["date"] == record["provenance"]["date"] and again["final"] == record["final"]
 
 

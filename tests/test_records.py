@@ -1,8 +1,8 @@
-"""The run record both trainers build (sparsity_lib.records)."""
+"""The run record both trainers build (sparsity_lib.runs.records)."""
 import torch
 
 from sparsity_lib import BasicNet, RunConfig, config_hash, load_dataset
-from sparsity_lib.records import history_entry, provenance, run_record
+from sparsity_lib.runs.records import history_entry, provenance, run_record
 
 SINGLE_KEYS = {"dataset_used", "train_images", "test_images", "image_size", "steps", "device", "device_name",
                "cpu_threads", "torch", "commit", "date", "wall_time_s", "resumed", "flush_denormal", "channels_last",

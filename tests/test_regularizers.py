@@ -3,8 +3,8 @@ import torch
 from torch.nn import functional as F
 
 from sparsity_lib import BasicNet, RunConfig, conv_bn_layers, vgg
-from sparsity_lib.regularizers import explicit_penalty, l1l2_penalty, layer_l1l2, slimming_penalty
-from sparsity_lib.selection import LI_VGG16_A, l1l2_masks, li_masks, slimming_masks
+from sparsity_lib.nets.regularizers import explicit_penalty, l1l2_penalty, layer_l1l2, slimming_penalty
+from sparsity_lib.pruning.criteria import LI_VGG16_A, l1l2_masks, li_masks, slimming_masks
 
 
 def small_net(seed=0):

@@ -1,4 +1,5 @@
-"""The run store and run_or_load: hits, misses, corrupt records, stale temporaries (sparsity_lib.store, .runner)."""
+"""The run store and run_or_load: hits, misses, corrupt records, stale temporaries (sparsity_lib.runs.store,
+.runner)."""
 import hashlib
 import json
 import os
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from sparsity_lib import RunConfig, RunStore, config_hash, run_or_load, train
-from sparsity_lib.store import STALE_TEMPORARY_S
+from sparsity_lib.runs.execution import Execution
+from sparsity_lib.runs.files import STALE_TEMPORARY_S
 
 
 def counting(train_fn):
@@ -26,18 +28,19 @@ def counting(train_fn):
 def test_run_or_load_hit_miss_and_corruption(tmp_path, tiny_config):
     store = RunStore(tmp_path / "store")
     train_fn, calls = counting(train)
-    first = run_or_load(tiny_config, store=store, train_fn=train_fn, progress=False, profile="test")
+    first = run_or_load(tiny_config, execution=Execution(store=store, train_fn=train_fn, progress=False,
+                                                         profile="test"))
     assert len(calls) == 1 and store.record_path(config_hash(tiny_config)).exists()
     assert store.weights_file(first).exists() and not list(store.root.glob(".*.tmp"))
     assert not store.checkpoint_path(config_hash(tiny_config)).exists()
     assert first["provenance"]["profile"] == "test"
 
-    second = run_or_load(tiny_config, store=store, train_fn=train_fn, progress=False)
+    second = run_or_load(tiny_config, execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert len(calls) == 1 and second == json.loads(json.dumps(first))
 
     store.record_path(config_hash(tiny_config)).write_text('{"config": {"trunc')
     with pytest.warns(UserWarning, match="corrupt"):
-        third = run_or_load(tiny_config, store=store, train_fn=train_fn, progress=False)
+        third = run_or_load(tiny_config, execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert len(calls) == 2 and third["final"]["test_err"] == pytest.approx(first["final"]["test_err"])
     assert (tmp_path / "store" / f"{config_hash(tiny_config)}.json.corrupt").exists()
     assert len(store.records()) == 1
@@ -46,7 +49,7 @@ def test_run_or_load_hit_miss_and_corruption(tmp_path, tiny_config):
 def test_missing_dataset_root_is_a_clear_error(tmp_path):
     config = RunConfig(dataset="cifar10", epochs=1, lr_drops=())
     with pytest.raises(FileNotFoundError, match="cifar-10"):
-        run_or_load(config, store=tmp_path, data_root=tmp_path / "nowhere", progress=False)
+        run_or_load(config, execution=Execution(store=tmp_path, data_root=tmp_path / "nowhere", progress=False))
     assert not list(tmp_path.glob("*.json"))
 
 
@@ -54,7 +57,7 @@ def test_missing_dataset_root_is_a_clear_error(tmp_path):
 def fake_train(config, *, weights_path, **_):
     """A stand-in trainer: a valid record (every field consumers index), and weights written (and
     checksummed) as `train` does."""
-    from sparsity_lib.train import save_checkpoint
+    from sparsity_lib.runs.checkpoint import save_checkpoint
     checksum = save_checkpoint(weights_path, {"w": torch.full((4,), float(config.seed))})
     layers = [{"layer": "C1", "features": 8, "inactive_gamma": 2, "inactive_act": 1}]
     return {"config": config.to_dict(), "config_hash": config_hash(config), "weights_sha256": checksum,
@@ -70,7 +73,7 @@ def stored(tmp_path):
     store = RunStore(tmp_path / "store")
     config = RunConfig(dataset="synthetic", seed=3)
     train_fn, calls = counting(fake_train)
-    run_or_load(config, store=store, train_fn=train_fn, progress=False)
+    run_or_load(config, execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert len(calls) == 1
     return store, config, train_fn, calls
 
@@ -78,7 +81,7 @@ def stored(tmp_path):
 def reloads_after_setting_aside(store, config, train_fn, calls, aside, match) -> dict:
     """run_or_load warns naming the file, moves it to `aside`, trains again and stores a good record."""
     with pytest.warns(UserWarning, match=match) as caught:
-        record = run_or_load(config, store=store, train_fn=train_fn, progress=False)
+        record = run_or_load(config, execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert len(calls) == 2 and (store.root / aside).exists()
     assert any(str(store.root / aside.replace(".corrupt", "")) in str(w.message) for w in caught)
     with warnings.catch_warnings():
@@ -97,7 +100,7 @@ def test_null_and_non_dict_records_are_set_aside(stored, content, reason):
     with pytest.warns(UserWarning, match=reason):
         assert store.records() == []  # `ls` skips it instead of crashing
     assert (store.root / f"{key}.json.corrupt").read_text() == content
-    run_or_load(config, store=store, train_fn=train_fn, progress=False)
+    run_or_load(config, execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert len(calls) == 2 and store.load(key)["config_hash"] == key
 
 
@@ -142,7 +145,7 @@ def test_weights_are_checked_against_the_record(stored, tmp_path):
 def test_another_runs_weights_are_detected(stored):
     store, config, train_fn, calls = stored
     other = config.replace(seed=4)
-    run_or_load(other, store=store, train_fn=train_fn, progress=False)
+    run_or_load(other, execution=Execution(store=store, train_fn=train_fn, progress=False))
     mine = store.weights_file(store.load(config_hash(config)))
     shutil.copyfile(store.weights_file(store.load(config_hash(other))), mine)
     with pytest.warns(UserWarning, match=config_hash(config)) as caught:
@@ -178,7 +181,7 @@ def test_stale_temporaries_are_removed_before_training(stored):
         path.write_text("half a write")
     for path in old + [foreign]:
         os.utime(path, (time.time() - STALE_TEMPORARY_S - 60,) * 2)
-    run_or_load(config.replace(seed=5), store=store, train_fn=train_fn, progress=False)
+    run_or_load(config.replace(seed=5), execution=Execution(store=store, train_fn=train_fn, progress=False))
     assert [path.exists() for path in old] == [False, False]
     assert young.exists() and foreign.exists()
 
@@ -188,9 +191,11 @@ def test_a_store_that_is_a_file_fails_before_training(tmp_path):
     target.write_text("not a folder")
     train_fn, calls = counting(fake_train)
     with pytest.raises(ValueError, match=f"store='{target}' is a file, not a folder"):
-        run_or_load(RunConfig(dataset="synthetic"), store=target, train_fn=train_fn, progress=False)
+        run_or_load(RunConfig(dataset="synthetic"), execution=Execution(store=target, train_fn=train_fn,
+                                                                        progress=False))
     with pytest.raises(ValueError, match=f"store='{target / 'sub'}' cannot be written"):
-        run_or_load(RunConfig(dataset="synthetic"), store=target / "sub", train_fn=train_fn, progress=False)
+        run_or_load(RunConfig(dataset="synthetic"), execution=Execution(store=target / "sub", train_fn=train_fn,
+                                                                        progress=False))
     assert calls == [] and target.read_text() == "not a folder"
 
 
@@ -205,5 +210,6 @@ def test_an_unwritable_store_fails_before_training(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "open", read_only)
     train_fn, calls = counting(fake_train)
     with pytest.raises(ValueError, match=f"store='{tmp_path}' cannot be written \\(Permission denied\\)"):
-        run_or_load(RunConfig(dataset="synthetic"), store=tmp_path, train_fn=train_fn, progress=False)
+        run_or_load(RunConfig(dataset="synthetic"), execution=Execution(store=tmp_path, train_fn=train_fn,
+                                                                        progress=False))
     assert calls == []

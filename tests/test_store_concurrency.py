@@ -123,9 +123,9 @@ def test_writers_with_the_same_pid_leave_whole_records(tmp_path):
 
 WORKER = """
 import json, sys
-from sparsity_lib import RunConfig, run_or_load
+from sparsity_lib import Execution, RunConfig, run_or_load
 config = RunConfig.from_dict(json.loads(sys.argv[2]))
-record = run_or_load(config, store=sys.argv[1], progress=False)
+record = run_or_load(config, Execution(store=sys.argv[1], progress=False))
 print(record["config_hash"])
 """
 
@@ -147,8 +147,9 @@ def test_two_workers_finishing_the_same_config(tmp_path, tiny_config):
     record = store.load(key)
     assert record is not None and len(record["history"]) == 3
     # The record is served with the weights its own writer wrote: they describe the same model.
-    from sparsity_lib.data import make_loader
-    from sparsity_lib.train import evaluate, load_model, load_splits
+    from sparsity_lib.data.loaders import make_loader
+    from sparsity_lib.runs.build import load_model, load_splits
+    from sparsity_lib.runs.metrics import evaluate
     model = load_model(record, store.weights_file(record))
     _, test_data = load_splits(tiny_config)
     _, test_err = evaluate(model, make_loader(test_data, 500, train=False))

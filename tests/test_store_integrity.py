@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from sparsity_lib import RunConfig, RunStore, config_hash, run_or_load, runs_frame
-from sparsity_lib import store as store_module
-from sparsity_lib.train import save_checkpoint
+from sparsity_lib.runs import files
+from sparsity_lib.runs.checkpoint import save_checkpoint
+from sparsity_lib.runs.execution import Execution
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = RunConfig(dataset="synthetic", seed=3)
@@ -45,7 +46,7 @@ def trainer(tag: float, calls: list | None = None, then=None):
 def store(tmp_path):
     """A store holding CONFIG's run, trained by `trainer(1.0)`."""
     found = RunStore(tmp_path / "store")
-    run_or_load(CONFIG, store=found, train_fn=trainer(1.0), progress=False)
+    run_or_load(CONFIG, execution=Execution(store=found, train_fn=trainer(1.0), progress=False))
     return found
 
 
@@ -101,7 +102,7 @@ def test_an_edited_number_is_never_served(store, edit):
     one_line_warnings(caught)
     assert (store.root / f"{KEY}.json.corrupt").exists() and not store.record_path(KEY).exists()
     calls = []
-    record = run_or_load(CONFIG, store=store, train_fn=trainer(1.0, calls), progress=False)
+    record = run_or_load(CONFIG, execution=Execution(store=store, train_fn=trainer(1.0, calls), progress=False))
     assert calls == [1.0] and record["final"]["test_err"] == 12.5 and store.load(KEY) == json.loads(json.dumps(record))
 
 
@@ -122,8 +123,8 @@ def test_two_writers_of_one_run_leave_a_consistent_pair(tmp_path):
     writer_b = trainer(2.0)
 
     def b_finishes_first():
-        run_or_load(CONFIG, store=store, train_fn=writer_b, progress=False, fresh=True)
-    run_or_load(CONFIG, store=store, train_fn=trainer(1.0, then=b_finishes_first), progress=False)
+        run_or_load(CONFIG, execution=Execution(store=store, train_fn=writer_b, progress=False, fresh=True))
+    run_or_load(CONFIG, execution=Execution(store=store, train_fn=trainer(1.0, then=b_finishes_first), progress=False))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         record = store.load(KEY)
@@ -149,7 +150,7 @@ def test_save_moves_the_weights_before_the_record_and_checks_them(store, tmp_pat
 def test_orphaned_weights_are_removed_only_when_old(store):
     """Weights no record names (a fresh=True rewrite, the losing writer) go with the stale temporaries."""
     record = store.load(KEY)
-    run_or_load(CONFIG, store=store, train_fn=trainer(5.0), progress=False, fresh=True)
+    run_or_load(CONFIG, execution=Execution(store=store, train_fn=trainer(5.0), progress=False, fresh=True))
     old = store.weights_file(record)
     assert old.exists() and store.remove_stale_temporaries() == []  # young: may be a write in progress
     os.utime(old, (0, 0))
@@ -164,7 +165,7 @@ def test_a_folder_named_like_a_record_is_set_aside_and_the_run_recomputed(tmp_pa
     store = RunStore(tmp_path)
     store.record_path(KEY).mkdir(parents=True)
     with pytest.warns(UserWarning, match="a folder, not a regular file.*moved to") as caught:
-        record = run_or_load(CONFIG, store=store, train_fn=trainer(1.0), progress=False)
+        record = run_or_load(CONFIG, execution=Execution(store=store, train_fn=trainer(1.0), progress=False))
     one_line_warnings(caught)
     assert store.record_path(KEY).is_file() and store.load(KEY) == json.loads(json.dumps(record))
     assert (tmp_path / f"{KEY}.json.corrupt").is_dir()
@@ -203,7 +204,7 @@ def test_a_symlink_named_like_a_record_is_not_followed(store, tmp_path):
         assert store.load(KEY) is None
     assert store.record_path(KEY).is_symlink()  # skipped, not moved
     with pytest.warns(UserWarning, match="symbolic link"):
-        run_or_load(CONFIG, store=store, train_fn=trainer(1.0), progress=False)
+        run_or_load(CONFIG, execution=Execution(store=store, train_fn=trainer(1.0), progress=False))
     assert not store.record_path(KEY).is_symlink() and json.loads(elsewhere.read_text())["config_hash"] == KEY
 
 
@@ -220,12 +221,12 @@ def test_reads_are_bounded(store, monkeypatch):
     path = store.record_path(KEY)
     with open(path, "a") as handle:
         handle.write(" " * 1000)  # still a valid record, but longer than the limit below
-    monkeypatch.setattr(store_module, "MAX_RECORD_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(files, "MAX_RECORD_BYTES", path.stat().st_size - 1)
     with pytest.warns(UserWarning, match="bytes, over the"):
         assert store.load(KEY) is None
     monkeypatch.undo()
     with open(path.with_name(f"{'0' * 16}.json"), "wb") as handle:
-        handle.truncate(store_module.MAX_RECORD_BYTES + 1)  # sparse: costs no disk
+        handle.truncate(files.MAX_RECORD_BYTES + 1)  # sparse: costs no disk
     with pytest.warns(UserWarning, match="67,108,865 bytes, over the 67,108,864 allowed"):
         assert store.load("0" * 16) is None
 
@@ -265,7 +266,7 @@ def test_a_record_lacking_what_consumers_index_is_set_aside(store, edit, match):
 # ------------------------------------------------------------------------------- read-only listing
 def test_a_read_only_listing_changes_nothing(store, tmp_path):
     other = CONFIG.replace(seed=4)
-    run_or_load(other, store=store, train_fn=trainer(4.0), progress=False)
+    run_or_load(other, execution=Execution(store=store, train_fn=trainer(4.0), progress=False))
     edit_record(store, lambda r: r["final"].update(test_err=1.0))  # edited
     store.weights_file(store.load(config_hash(other))).write_bytes(b"garbage")  # weights differ
     (store.root / "notes.json").write_text("{}")  # stray
@@ -304,7 +305,7 @@ def test_migration_converts_an_old_store_in_place(tmp_path, capsys):
     store = RunStore(tmp_path)
     configs = [CONFIG.replace(seed=seed) for seed in range(4)]
     for index, config in enumerate(configs):
-        run_or_load(config, store=store, train_fn=trainer(float(index)), progress=False)
+        run_or_load(config, execution=Execution(store=store, train_fn=trainer(float(index)), progress=False))
     pruned = RunStore(tmp_path / "pruned" / "implicit-default-ft0", kind="pruned")
     pruned_record = {"config": CONFIG.to_dict(), "config_hash": KEY, "history": [], "layers": [{"layer": "C1"}],
                      "provenance": {}, "final": {name: 1.0 for name in ("test_err", "test_err_before", "test_err_after",

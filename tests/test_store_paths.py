@@ -1,7 +1,8 @@
 """Where the run store and the datasets are looked for: resolved at each use, never from the working folder.
 
-Order: an explicit argument, else $SPARSITY_STORE / $SPARSITY_DATA, else the checkout's results/ and
-data/ (the package runs from a clone or `pip install -e .`), else the per-user cache folder.
+Order: an explicit argument, else (at the entry points only: `sparsity_lib.environment`) $SPARSITY_STORE /
+$SPARSITY_DATA, else the checkout's results/ and data/ (the package runs from a clone or `pip install -e .`),
+else the per-user cache folder.
 """
 import os
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sparsity_lib import Chapter, RunStore, resolve_data_root, resolve_store, store
+from sparsity_lib import Chapter, RunStore, folders, resolve_data_root, resolve_store
+from sparsity_lib.environment import execution_from_environment, open_chapter
+from sparsity_lib.runs.execution import Execution
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,37 +25,48 @@ def no_env(monkeypatch):
 
 
 def test_this_checkout_is_found(no_env):
-    assert store.checkout_root() == ROOT
+    assert folders.checkout_root() == ROOT
     assert resolve_store() == ROOT / "results" and resolve_data_root() == ROOT / "data"
 
 
 def test_explicit_beats_environment_beats_checkout(no_env, monkeypatch, tmp_path):
     monkeypatch.setenv("SPARSITY_STORE", str(tmp_path / "env-store"))
     monkeypatch.setenv("SPARSITY_DATA", str(tmp_path / "env-data"))
-    assert resolve_store() == tmp_path / "env-store" and resolve_data_root() == tmp_path / "env-data"
+    execution = execution_from_environment()
+    assert execution.run_store.root == tmp_path / "env-store" and resolve_data_root(execution.data_root) == \
+        tmp_path / "env-data"
+    mine = execution_from_environment(store=tmp_path / "mine", data_root=str(tmp_path / "mine"))
+    assert mine.run_store.root == tmp_path / "mine" and resolve_data_root(mine.data_root) == tmp_path / "mine"
+    assert open_chapter(profile="smoke", dataset="synthetic", device="cpu").run_store.root == tmp_path / "env-store"
+
+
+def test_below_the_entry_points_the_environment_is_not_read(no_env, monkeypatch, tmp_path):
+    """Issue 21: only `sparsity_lib.environment` (and cli/book) read SPARSITY_*; the library takes what it is given."""
+    monkeypatch.setenv("SPARSITY_STORE", str(tmp_path / "env-store"))
+    monkeypatch.setenv("SPARSITY_DATA", str(tmp_path / "env-data"))
+    assert resolve_store() == ROOT / "results" and resolve_data_root() == ROOT / "data"
+    assert RunStore().root == ROOT / "results"
     assert resolve_store(tmp_path / "mine") == tmp_path / "mine"
-    assert resolve_data_root(str(tmp_path / "mine")) == tmp_path / "mine"
-    assert RunStore().root == tmp_path / "env-store"
 
 
 def test_outside_a_checkout_the_user_cache_is_used(no_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(store, "checkout_root", lambda: None)
+    monkeypatch.setattr(folders, "checkout_root", lambda: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # platformdirs honours it on Linux
     if sys.platform.startswith("linux"):
         assert resolve_store() == tmp_path / "cache" / "implicit-sparsity-book" / "results"
         assert resolve_data_root() == tmp_path / "cache" / "implicit-sparsity-book" / "data"
-    assert resolve_store().name == "results" and store.CACHE_NAME in resolve_store().parts
+    assert resolve_store().name == "results" and folders.CACHE_NAME in resolve_store().parts
 
 
 def test_resolved_at_use_not_at_import(no_env, monkeypatch, tmp_path):
-    assert RunStore().root == ROOT / "results"
+    assert execution_from_environment().run_store.root == ROOT / "results"
     monkeypatch.setenv("SPARSITY_STORE", str(tmp_path))
-    assert RunStore().root == tmp_path  # the module was imported long before the variable was set
+    assert execution_from_environment().run_store.root == tmp_path  # imported long before the variable was set
 
 
 def test_a_chapter_finds_the_committed_store_from_another_folder(no_env, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
-    chapter = Chapter(profile="cpu", dataset="synthetic", device="cpu")
+    chapter = Chapter(profile="cpu", dataset="synthetic", execution=Execution(device="cpu"))
     assert chapter.run_store.root == ROOT / "results"
     stored = [path.stem for path in (ROOT / "results").glob("*.json")]
     assert stored and all(chapter.run_store.load(key) is not None for key in stored[:3])
@@ -77,8 +91,10 @@ def test_an_empty_folder_is_an_error_not_the_checkout(no_env, monkeypatch, resol
         resolve("")
     with pytest.raises(ValueError, match=f"{parameter}='  ' is empty"):
         resolve("  ")
+    with pytest.raises(ValueError, match=f"{parameter}='' is empty; allowed: a folder path"):
+        execution_from_environment(**{parameter: ""})
     monkeypatch.setenv(variable, "")
     with pytest.raises(ValueError, match=f"\\${variable}='' is empty; allowed: a folder path"):
-        resolve()
+        execution_from_environment()
     with pytest.raises(ValueError, match=f"\\${variable}=''"):
-        RunStore() if parameter == "store" else resolve(None)
+        open_chapter(profile="smoke", dataset="synthetic", device="cpu")

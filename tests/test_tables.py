@@ -1,10 +1,11 @@
-"""Tests of sparsity_lib.tables: the paper's tables next to ours, one row per setting."""
+"""Tests of sparsity_lib.report.tables: the paper's tables next to ours, one row per setting."""
 import math
 
 import pandas as pd
 import pytest
 
-from sparsity_lib import tables
+from sparsity_lib.nets import models, optim
+from sparsity_lib.report import tables
 
 
 def record_with(optimizer, l2, wd, seed, sparsity, err):
@@ -45,7 +46,7 @@ def test_adagrad_horizon_counts_the_steps_a_silent_gamma_needs_per_layer():
 
 
 def test_basicnet_layers_counts_the_papers_network_and_ours():
-    table = tables.basicnet_layers(width=0.25, first_width=32)
+    table = models.basicnet_layers(width=0.25, first_width=32)
     assert list(table.index) == [f"C{i}" for i in range(1, 8)]
     assert table["conv weights"].sum() == 4_649_664 and table["features"].sum() == 1856  # Sec. 2.1
     assert table.loc["C1", "ours"] == 32 and table.loc["C7", "ours"] == 128 and table.loc["C1", "kernel"] == "5x5"
@@ -53,7 +54,7 @@ def test_basicnet_layers_counts_the_papers_network_and_ours():
 
 def test_l2_vs_wd_example_and_torch_adamw_follow_their_update_rules():
     import torch
-    table = tables.l2_vs_wd_example(1e-4, steps=(1, 100, 1000), lr=1e-3)
+    table = optim.l2_vs_wd_example(1e-4, steps=(1, 100, 1000), lr=1e-3)
     assert table.loc[1000, "Adam + WD"] == pytest.approx((1 - 1e-4) ** 1000)
     assert table.loc[1000, "Adam + L2"] < 0.2  # about lr per step: 1 - 1000 * 1e-3, Sec. 3
     theta = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))

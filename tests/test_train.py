@@ -1,13 +1,13 @@
-import importlib
 from pathlib import Path
 
 import pytest
 import torch
 
 from sparsity_lib import RunConfig, train
-from sparsity_lib.train import iterations, lr_factor
-
-train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
+from sparsity_lib.pruning.zeroing import zeroed_test_errors
+from sparsity_lib.runs.build import load_model
+from sparsity_lib.runs.checkpoint import save_checkpoint
+from sparsity_lib.runs.schedule import iterations, lr_factor
 
 
 class Interrupt(Exception):
@@ -75,21 +75,19 @@ def test_corrupt_checkpoint_warns_and_restarts(tmp_path, tiny_config):
     assert record["history"][-1]["step"] == 15
 
 
-train_module = importlib.import_module("sparsity_lib.train")  # the package exports a function of this name
-
 
 def test_zeroed_test_errors_reproduces_the_recorded_errors(tiny_config, tmp_path):
     config = tiny_config.replace(optimizer="adam", l2=5e-2)
     weights = tmp_path / "w.pt"
     record = train(config, data_root=tmp_path, device="cpu", weights_path=weights, progress=False)
-    table = train_module.zeroed_test_errors(record, weights, thresholds=(1e-3, 10.0), data_root=tmp_path)
+    table = zeroed_test_errors(record, weights, thresholds=(1e-3, 10.0), data_root=tmp_path)
     assert list(table.index) == ["as stored", "|γ| < 0.001 zeroed", "|γ| < 10 zeroed"]
     assert table.loc["as stored", "test error"] == pytest.approx(record["final"]["test_err"], abs=1e-6)
     assert table.loc["|γ| < 0.001 zeroed", "test error"] == pytest.approx(record["final"]["test_err_zeroed"], abs=1e-6)
     everything = sum(layer["features"] for layer in record["final"]["layers"])
     assert table.loc["|γ| < 10 zeroed", "features zeroed"] == everything
     with pytest.raises(ValueError):
-        train_module.zeroed_test_errors(record, tmp_path / "missing.pt", data_root=tmp_path)
+        zeroed_test_errors(record, tmp_path / "missing.pt", data_root=tmp_path)
 
 
 # ------------------------------------------------------------ files on disk never run code (issue 19)
@@ -126,17 +124,17 @@ def test_a_planted_checkpoint_runs_no_code_and_the_run_restarts(tmp_path, tiny_c
 
 
 def test_planted_weights_run_no_code_and_fail_naming_the_file(tmp_path, tiny_config, old_torch_default):
-    from sparsity_lib.store import file_sha256
+    from sparsity_lib.runs.files import file_sha256
     record = train(tiny_config, weights_path=tmp_path / "good.pt", progress=False)
     evidence, weights = tmp_path / "pwned", tmp_path / "planted.pt"
     torch.save({"payload": Planted(evidence)}, weights)
     record["weights_sha256"] = file_sha256(weights)  # the planted file passes the checksum: torch.load must refuse it
     with pytest.raises(ValueError, match=f"weights file {weights} of run .* is unusable") as caught:
-        train_module.load_model(record, weights)
+        load_model(record, weights)
     assert not evidence.exists() and "\n" not in str(caught.value)
     del record["weights_sha256"]
     with pytest.raises(ValueError, match="has no weights_sha256"):
-        train_module.load_model(record, tmp_path / "good.pt")
+        load_model(record, tmp_path / "good.pt")
 
 
 def test_optimizer_state_script_loads_only_data(tmp_path, monkeypatch, old_torch_default):
@@ -154,7 +152,7 @@ def test_optimizer_state_script_loads_only_data(tmp_path, monkeypatch, old_torch
 # ------------------------------------------------------------------------ a full disk, thread counts
 def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    train_module.save_checkpoint(path, {"step": 1})
+    save_checkpoint(path, {"step": 1})
     before = path.read_bytes()
 
     def full(obj, f, *args, **kwargs):
@@ -162,7 +160,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, mon
         raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(OSError, match=f"cannot write {path}: PytorchStreamWriter failed") as caught:
-        train_module.save_checkpoint(path, {"step": 2})
+        save_checkpoint(path, {"step": 2})
     assert "\n" not in str(caught.value)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 

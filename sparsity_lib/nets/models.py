@@ -5,16 +5,17 @@ metrics and the pruner find the (conv, bn) pairs through `conv_bn_layers` alone.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .validation import check_choice
+from ..validation import check_choice
 
-__all__ = ["ACTIVATIONS", "BASICNET_POOL_AFTER", "BASICNET_WIDTHS", "HEADS", "MODELS", "VGG", "VGG_CONFIGS",
-           "WIDTH_VARIANTS", "activate", "activation_fn", "BasicNet", "conv_bn_layers", "conv_parameter_count",
-           "ConvBlock", "feature_count", "init_weights", "layer_names", "make_activation", "make_model", "mlp_head",
-           "vgg"]
+__all__ = ["activate", "activation_fn", "ACTIVATIONS", "BasicNet", "basicnet_layers", "BASICNET_POOL_AFTER",
+           "BASICNET_WIDTHS", "conv_bn_layers", "conv_parameter_count", "ConvBlock", "feature_count", "HEADS",
+           "init_weights", "layer_names", "make_activation", "make_model", "mlp_head", "MODELS", "VGG", "vgg",
+           "VGG_CONFIGS", "WIDTH_VARIANTS"]
 
 MODELS = ("basicnet", "vgg11", "vgg16", "vgg19")
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -213,3 +214,15 @@ def activation_fn(model: nn.Module):
     """The activation module used after each conv BN (ReLU or LeakyReLU) of `model`."""
     block = next(m for m in model.modules() if isinstance(m, ConvBlock))
     return block.act
+
+
+
+# ------------------------------------------------------------------- chapter 1 (Sec. 2.1)
+def basicnet_layers(width: float, first_width: int) -> pd.DataFrame:
+    """BasicNet's conv layers (Sec. 2.1, Fig. 1), counted from our model: kernel, inputs, features and
+    conv weights of the paper's 64-1x network, and the features of the `width`/`first_width` version."""
+    full, small = BasicNet(), BasicNet(width=width, first_width=first_width)
+    rows = [{"layer": name, "kernel": "x".join(map(str, conv.kernel_size)), "inputs": conv.in_channels,
+             "features": conv.out_channels, "conv weights": conv.weight.numel(), "ours": mine.out_channels}
+            for (name, conv, _), (_, mine, _) in zip(conv_bn_layers(full), conv_bn_layers(small))]
+    return pd.DataFrame(rows).set_index("layer")

@@ -23,11 +23,12 @@ from collections.abc import Iterable
 from numbers import Real
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
-__all__ = ["DEFAULT_LR", "OPTIMIZERS", "adagrad_steps_to_threshold", "bn_param_groups", "make_optimizer",
-           "simulate_weight"]
+__all__ = ["adagrad_steps_to_threshold", "bn_param_groups", "DEFAULT_LR", "l2_vs_wd_example", "make_optimizer",
+           "OPTIMIZERS", "simulate_weight"]
 
 OPTIMIZERS = ("sgd", "adam", "amsgrad", "adamax", "adagrad", "adadelta", "rmsprop")
 
@@ -181,3 +182,17 @@ def adagrad_steps_to_threshold(weight, accumulated, lr: float, l2: float, thresh
     rate = lr * l2 / np.sqrt(np.asarray(accumulated, dtype=float))
     steps = np.log(threshold / np.maximum(weight, threshold)) / np.log1p(-np.minimum(rate, 1.0 - 1e-12))
     return np.where(weight < threshold, 0.0, steps)
+
+
+
+def l2_vs_wd_example(strength: float, steps=(1, 10, 100, 1000), lr: float = DEFAULT_LR["adam"]) -> pd.DataFrame:
+    """θ after t steps of Adam from θ0 = 1 with no task gradient (Sec. 2.1): with L2 λ, with the paper's
+    weight decay (×(1 − λ) per step), and PyTorch's AdamW, whose decoupled decay is ×(1 − lr·λ) per step
+    (its closed form; `torch.optim.AdamW` follows it exactly, tests/test_tables.py). Index: step."""
+    last = max(steps)
+    adam_l2 = simulate_weight("adam", l2=strength, lr=lr, steps=last)
+    adam_wd = simulate_weight("adam", wd=strength, lr=lr, steps=last)
+    shown = list(steps)
+    return pd.DataFrame({"Adam + L2": adam_l2[shown], "Adam + WD": adam_wd[shown],
+                         "AdamW": (1 - lr * strength) ** np.asarray(shown, dtype=float)},
+                        index=pd.Index(shown, name="step"))

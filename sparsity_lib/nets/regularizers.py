@@ -1,7 +1,7 @@
 """Explicit filter sparsifiers the book compares Adam+L2 against (paper Sec. 5.2).
 
 Each method is a penalty added to the task loss during training (switched on through `RunConfig`)
-and a rule that picks the features to remove afterwards (`sparsity_lib.selection`; `prune` removes them):
+and a rule that picks the features to remove afterwards (`sparsity_lib.pruning.criteria`; `prune` removes them):
 
 - Network Slimming (Liu et al. 2017): penalty s * sum |gamma| over conv BN scales; prune the
   globally smallest |gamma| (a percentile over all conv features); fine-tune.
@@ -13,12 +13,13 @@ and a rule that picks the features to remove afterwards (`sparsity_lib.selection
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
 from .models import conv_bn_layers
 
-__all__ = ["explicit_penalty", "filter_norms", "l1l2_penalty", "layer_l1l2", "slimming_penalty"]
+__all__ = ["explicit_penalty", "filter_norms", "l1l2_penalty", "layer_l1l2", "penalty_scaling", "slimming_penalty"]
 
 
 def slimming_penalty(model: nn.Module, strength: float) -> torch.Tensor:
@@ -71,3 +72,23 @@ def explicit_penalty(model: nn.Module, config) -> torch.Tensor | None:
     if config.l1l2:
         terms.append(l1l2_penalty(model, config.l1l2))
     return sum(terms) if terms else None
+
+
+
+# ---------------------------------------------------------------- chapter 10: the l1/l2 pseudo-norm
+def penalty_scaling(conv: torch.nn.Conv2d, scales=(0.1, 1.0, 10.0)) -> pd.DataFrame:
+    """How three filter penalties of one conv layer change when its weights are multiplied by a > 0
+    (chapter 10): 'l1/l2' (‖n‖₁/‖n‖₂ of the filter norms n, `regularizers.layer_l1l2`), 'group lasso'
+    (Σ_f ‖W_f‖₂), 'L1' (Σ|w|), and 'W·∇R', the inner product of the weights with the l1/l2 ratio's
+    gradient (0 for a scale-invariant penalty). One row per scale, index 'a' (the scale as text, e.g. "0.1")."""
+    rows = []
+    for scale in scales:
+        scaled = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, bias=False)
+        with torch.no_grad():
+            scaled.weight.copy_(conv.weight * scale)
+        layer_l1l2(scaled).backward()
+        rows.append({"a": f"{scale:g}", "l1/l2": float(layer_l1l2(scaled).detach()),
+                     "group lasso": float(filter_norms(scaled).sum().detach()),
+                     "L1": float(scaled.weight.abs().sum().detach()),
+                     "W·∇R": float((scaled.weight * scaled.weight.grad).sum().detach())})
+    return pd.DataFrame(rows).set_index("a")

@@ -16,9 +16,9 @@ from torch import nn
 
 from .models import activate, activation_fn, conv_bn_layers
 
-__all__ = ["ACTIVATION_THRESHOLD", "GAMMA_THRESHOLD", "UNIVERSALITY_THRESHOLD", "activation_masks",
-           "activation_sparsity", "bn_parameters", "feature_universality", "gamma_masks", "gamma_sparsity",
-           "pooled_activations", "total_percent", "universality_from_pooled", "zero_inactive"]
+__all__ = ["activation_masks", "activation_sparsity", "ACTIVATION_THRESHOLD", "bn_parameters", "feature_universality",
+           "gamma_masks", "gamma_sparsity", "GAMMA_THRESHOLD", "pooled_activations", "total_percent",
+           "universality_from_pooled", "UNIVERSALITY_THRESHOLD", "zero_inactive"]
 
 GAMMA_THRESHOLD = 1e-3
 ACTIVATION_THRESHOLD = 1e-12

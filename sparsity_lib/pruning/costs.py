@@ -15,14 +15,14 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import ConvBlock, conv_bn_layers
+from ..nets.models import ConvBlock, conv_bn_layers
 
 # Importing torch.utils.benchmark logs a CUDA_HOME notice on CPU-only machines; it is not ours to show.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 from torch.utils import benchmark  # noqa: E402  (after the logger is quietened)
 
-__all__ = ["SUPPORTED", "check_prunable", "compare_costs", "conv_blocks", "fold_bn", "latency", "latency_table",
-           "layer_costs"]
+__all__ = ["check_prunable", "compare_costs", "conv_blocks", "fold_bn", "latency", "latency_table", "layer_costs",
+           "SUPPORTED"]
 
 
 SUPPORTED = ("a BasicNet or VGG: `features` holding ConvBlocks and MaxPool2d, `pool` an average pool, "

@@ -7,10 +7,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import conv_bn_layers
-from .regularizers import filter_norms
+from ..nets.models import conv_bn_layers
+from ..nets.regularizers import filter_norms
 
-__all__ = ["L1L2_THRESHOLD", "LI_VGG16_A", "l1l2_masks", "li_masks", "slimming_masks"]
+__all__ = ["l1l2_masks", "L1L2_THRESHOLD", "li_masks", "LI_VGG16_A", "slimming_masks"]
 
 
 # Li et al. (2017), Table 2, "VGG-16-pruned-A" on CIFAR-10: fraction of filters removed per layer.

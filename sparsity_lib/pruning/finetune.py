@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from .data import make_loader
-from .optim import DEFAULT_LR
-from .train import build_optimizer, load_splits, set_lr, train_step, training_device
+from ..data.loaders import make_loader
+from ..nets.optim import DEFAULT_LR
+from ..runs.build import build_optimizer, load_splits, training_device
+from ..runs.schedule import set_lr
+from ..runs.training import train_step
 
 __all__ = ["fine_tune"]
 

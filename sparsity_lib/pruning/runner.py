@@ -1,7 +1,7 @@
 """Pruning stored runs by a method (paper Sec. 5.2, Tables 7, 9, 10): the chapters' one call.
 
 `prune_or_load(config, method)` trains or loads the run of `config`, selects features by `method`
-(`method_masks`), removes them (`prune.prune_with_report`), optionally fine-tunes, and stores the
+(`method_masks`), removes them (`surgery.prune_with_report`), optionally fine-tunes, and stores the
 pruned record, so a re-run only loads.
 """
 from __future__ import annotations
@@ -11,16 +11,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import make_loader
+from ..data.loaders import make_loader
+from ..runs.build import load_model, load_splits, pick_device
+from ..runs.execution import Execution
+from ..runs.metrics import evaluate
+from ..runs.runner import run_or_load
+from ..runs.store import RunStore
+from ..validation import check_choice
+from .criteria import l1l2_masks, li_masks, slimming_masks
 from .finetune import fine_tune
-from .prune import PruneReport, dead_masks, prune_inactive, prune_with_report
-from .runner import run_or_load
-from .selection import l1l2_masks, li_masks, slimming_masks
-from .store import RunStore
-from .train import evaluate, load_model, load_splits, pick_device
-from .validation import check_choice
+from .surgery import PruneReport, dead_masks, prune_inactive, prune_with_report
 
-__all__ = ["METHODS", "dense_and_pruned", "method_masks", "prune_or_load", "stored_model"]
+__all__ = ["dense_and_pruned", "method_masks", "METHODS", "prune_or_load", "stored_model"]
 
 
 METHODS = ("implicit", "slimming", "li", "l1l2")
@@ -52,9 +54,8 @@ def _amount_tag(amount) -> str:
     return f"{amount:g}"
 
 
-def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_steps: int = 0,
-                  store=None, data_root=None, device: str = "auto", profile: str = "", fresh: bool = False,
-                  progress: bool = True) -> dict:
+def prune_or_load(config, method: str = "implicit", amount=None, execution: Execution = Execution(), *,
+                  fine_tune_steps: int = 0) -> dict:
     """The record of `config` trained (or loaded) with `run_or_load`, pruned by `method`, fine-tuned
     for `fine_tune_steps`: the chapters' one call for Sec. 5.2 (stored, so a re-run only loads).
 
@@ -62,18 +63,17 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
     removes the features with |gamma| < `amount` (default 1e-3, the paper's rule), so applied to a
     Network Slimming run it removes only what slimming drove below that threshold; 'slimming' removes
     the globally smallest `amount` fraction of |gamma|. Only the record is stored (costs, errors,
-    history), not the pruned weights: `prune.prune_with_report` rebuilds them from the stored run.
+    history), not the pruned weights: `surgery.prune_with_report` rebuilds them from the stored run.
 
     Pruned records live in `<store>/pruned/<method>-<amount>-ft<steps>/<config hash>.json` (a RunStore of
     kind 'pruned': checked and content-hashed like run records, without weights) with
     `final` = the `PruneReport` summary + 'test_err' (after fine-tuning), 'features_kept_pct', and
     `layers` = the per-layer cost rows.
     """
-    base_store = store if isinstance(store, RunStore) else RunStore(store)
+    base_store = execution.run_store
     pruned_store = RunStore(Path(base_store.root) / "pruned" / f"{method}-{_amount_tag(amount)}-ft{fine_tune_steps}",
                             kind="pruned")
-    base = run_or_load(config, store=base_store, data_root=data_root, device=device, profile=profile,
-                       progress=progress, fresh=fresh)
+    base = run_or_load(config, execution)
 
     def prune_and_tune(config, *, data_root, device, checkpoint_path, weights_path, progress):
         dev = pick_device(device)
@@ -90,8 +90,7 @@ def prune_or_load(config, method: str = "implicit", amount=None, *, fine_tune_st
                 "layers": report.layers.to_dict("records"), "history": history,
                 "provenance": {**base["provenance"], "pruned_on": str(dev)}}
 
-    return run_or_load(config, store=pruned_store, data_root=data_root, device=device, profile=profile,
-                       progress=progress, fresh=fresh, train_fn=prune_and_tune)
+    return run_or_load(config, execution.replace(store=pruned_store, fused="off", speed=(), train_fn=prune_and_tune))
 
 
 def stored_model(record: dict, store=None, device: str = "cpu") -> nn.Module:

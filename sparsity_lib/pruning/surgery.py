@@ -29,13 +29,19 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..nets.models import activate, conv_bn_layers
+from ..nets.sparsity import (
+    ACTIVATION_THRESHOLD,
+    GAMMA_THRESHOLD,
+    activation_masks,
+    gamma_masks,
+    pooled_activations,
+)
+from ..validation import check_choice
 from .costs import check_prunable, compare_costs, conv_blocks, layer_costs
-from .models import activate, conv_bn_layers
-from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD, activation_masks, gamma_masks, pooled_activations
-from .validation import check_choice
 
-__all__ = ["BORDERS", "CRITERIA", "REMOVALS", "dead_masks", "prune_features", "prune_inactive", "prune_with_report",
-           "PruneReport", "removed_preactivations", "zeroed_reference"]
+__all__ = ["BORDERS", "CRITERIA", "dead_masks", "prune_features", "prune_inactive", "prune_with_report", "PruneReport",
+           "REMOVALS", "removed_preactivations", "zeroed_reference"]
 
 CRITERIA = ("gamma", "activation")
 # How a removed feature is replaced in the reference model (and hence which constant is folded):

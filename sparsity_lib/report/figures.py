@@ -1,7 +1,8 @@
-"""Figures and tables for the chapters: seaborn styling, provenance banners, paper-vs-ours tables.
-
-Every figure states its finding in the title and every table says which profile produced "ours".
-"""
+"""The chapters' figures (matplotlib/seaborn): sparsity against regularization strength and
+against error (paper Fig. 1, Table 1), BN-scale distributions over training (Fig. 2), feature
+universality (Fig. 3), one weight under L2 vs weight decay (Fig. 4), layer-wise and pruning plots
+(Tables 2, 7, 9, 10). Each function takes a frame from `report.frames`/`report.tables` and returns
+the figure."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -9,154 +10,29 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .claims import CLAIMS
-from .config import PROFILES
-from .data import load_dataset
+from ..data.datasets import load_dataset
+from ..nets.sparsity import GAMMA_THRESHOLD
+from ..runs.labels import (
+    OPTIMIZER_NAMES,
+    format_strength,
+    regularizer_of,
+    setting_label,
+)
+from ..study.seeds import Estimate, seed_frame
 from .frames import snapshot_frame, universality_frame
-from .labels import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
-from .sparsity import GAMMA_THRESHOLD
-from .store import resolve_data_root
 
-__all__ = ["absent_markdown", "bn_distribution_evolution", "claim_title", "clutter_examples",
-           "filter_norm_histogram", "first_seed_by_setting", "format_strength", "GAMMA_RULE", "layer_pruning",
-           "layers_by_group_figure", "layerwise_sparsity", "macs_per_layer", "MEASURE_LABELS", "missing_markdown",
-           "OPTIMIZER_COLORS", "OPTIMIZER_NAMES", "paper_vs_ours", "profile_verdicts_markdown", "profiles_markdown",
-           "provenance_markdown", "provenance_note", "regularizer_of", "removed_vs_error", "scorecard_markdown",
-           "set_style", "setting_label", "show_absent", "show_missing", "show_summary", "show_verdicts",
+__all__ = ["bn_distribution_evolution", "claim_title", "clutter_examples", "filter_norm_histogram",
+           "first_seed_by_setting", "GAMMA_RULE", "layer_pruning", "layers_by_group_figure", "layerwise_sparsity",
+           "macs_per_layer", "MEASURE_LABELS", "OPTIMIZER_COLORS", "removed_vs_error", "set_style",
            "sparsity_and_error", "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup",
-           "styled", "summary_markdown", "threshold_sensitivity", "universality_by_group", "universality_histograms",
-           "verdict", "verdict_markdown", "VERDICT_MARKS", "weight_trajectories", "with_regularizer"]
+           "threshold_sensitivity", "universality_by_group", "universality_histograms", "weight_trajectories",
+           "with_regularizer"]
 
 
 def set_style() -> None:
     """One look for the whole book: white grid, readable fonts, figures sized for the HTML page."""
     sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams.update({"figure.figsize": (7.5, 4.2), "figure.dpi": 100, "savefig.bbox": "tight"})
-
-
-def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
-    """Markdown saying what produced this chapter's numbers; a warning when 'auto' fell back to synthetic."""
-    text = f"**Ours:** {chapter.describe(records)}. Profile `{chapter.profile}`: {chapter.settings.description}."
-    if chapter.fell_back_to_synthetic:
-        text += ("\n\n:::{warning}\nCIFAR-10 was not found (`dataset=\"auto\"`), so every number in this chapter "
-                 "comes from the **synthetic shapes dataset** generated offline, not from CIFAR. "
-                 f"({_without_machine_path(chapter)}.) Compare trends with the paper, not absolute values.\n:::")
-    return text
-
-
-def _without_machine_path(chapter) -> str:
-    """The chapter's dataset reason with the data folder's absolute path cut to its name ('data/')."""
-    root = resolve_data_root(chapter.data_root)
-    return chapter.dataset_reason.replace(str(root), f"{root.name}/")
-
-
-VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
-
-
-def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
-    """The scorecard (`evidence.scorecard`) as a Markdown table: claim, verdict, the numbers' one-line
-    reason, and a link to the chapter (`chapter_files`: chapter number -> notebook file name)."""
-    rows = ["| # | claim | verdict at this profile | why | chapter |", "|---|---|---|---|---|"]
-    for row in card.itertuples():
-        link = f"[{row.chapter}]({chapter_files[row.chapter]})" if row.chapter in chapter_files else str(row.chapter)
-        why = str(row.why).replace("|", "/")
-        mark = VERDICT_MARKS.get(row.verdict, row.verdict)
-        rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
-    return "\n".join(rows)
-
-
-def profile_verdicts_markdown(frame: pd.DataFrame, chapter_files: dict[int, str], profiles) -> str:
-    """`evidence.scorecard_by_profile` as a Markdown table: claim, one verdict mark per profile in
-    `profiles` (column headed with the profile's name and its iterations at batch 40), chapter link."""
-    heads = [f"`{name}` ({_iterations(name)})" for name in profiles]
-    rows = ["| # | claim | " + " | ".join(heads) + " | chapter |", "|---|---|" + "---|" * len(profiles) + "---|"]
-    for row in frame.to_dict("records"):
-        link = f"[{row['chapter']}]({chapter_files[row['chapter']]})" if row["chapter"] in chapter_files else ""
-        marks = " | ".join(VERDICT_MARKS.get(row[name], row[name]) for name in profiles)
-        rows.append(f"| {row['claim']} | {row['statement']} | {marks} | {link} |")
-    return "\n".join(rows)
-
-
-def _iterations(profile: str) -> str:
-    """A profile's training length in optimizer steps at batch 40, e.g. '56,000 iterations'."""
-    epochs, images = PROFILES[profile].epochs, PROFILES[profile].train_subset
-    if epochs is None or images is None:
-        return "the paper's schedule"
-    return f"{round(epochs * images / 40):,} iterations"
-
-
-def _show_markdown(text: str) -> None:
-    """Display Markdown in the notebook (rendered as Markdown in the book); IPython is a [book] extra."""
-    from IPython.display import Markdown, display
-    display(Markdown(text))
-
-
-def verdict_markdown(verdict, where: str = "") -> str:
-    """One claim's verdict (`claims.Verdict`) as Markdown: the mark, the paper's claim, the measured
-    reason, then each number it used as a bullet. `where`: e.g. "profile cpu, synthetic, 3 seeds"."""
-    mark = VERDICT_MARKS.get(verdict.status, verdict.status)
-    head = f"**Claim {verdict.claim}: {mark}**" + (f" ({where})" if where else "")
-    lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}"]
-    if verdict.numbers:
-        lines.append("")
-        lines += [f"- {name}: {value:.3g}" if isinstance(value, float) else f"- {name}: {value}"
-                  for name, value in verdict.numbers.items()]
-    return "\n".join(lines)
-
-
-def show_verdicts(verdicts, where: str = "") -> None:
-    """Display each verdict (a Verdict, a list of them, or a dict claim -> Verdict) with `verdict_markdown`."""
-    found = verdicts.values() if isinstance(verdicts, dict) else [verdicts] if hasattr(verdicts, "claim") else verdicts
-    for verdict in found:
-        _show_markdown(verdict_markdown(verdict, where))
-
-
-def show_summary(verdicts: dict) -> None:
-    """Display `summary_markdown(verdicts)` (the chapter summary's verdict list)."""
-    _show_markdown(summary_markdown(verdicts))
-
-
-def summary_markdown(verdicts: dict) -> str:
-    """The chapter summary's verdict list: one bullet per claim with its mark and the paper's wording."""
-    return "\n".join(f"- Claim {number} ({VERDICT_MARKS.get(v.status, v.status)}): {CLAIMS[number]}"
-                     for number, v in sorted(verdicts.items()))
-
-
-def profiles_markdown() -> str:
-    """The profiles (`config.PROFILES`) as a Markdown table: name, what a run is, seeds, Sec. 5 L2."""
-    rows = ["| profile | what it runs | seeds | Sec. 5 L2 |", "|---|---|---|---|"]
-    for name, profile in PROFILES.items():
-        rows.append(f"| `{name}` | {profile.description} | {profile.seeds} | {format_strength(profile.section5_l2)} |")
-    return "\n".join(rows)
-
-
-def provenance_note(chapter, records: list[dict] | None = None) -> None:
-    """Display `provenance_markdown` in the notebook (rendered as Markdown in the book)."""
-    _show_markdown(provenance_markdown(chapter, records))
-
-
-def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
-    """Side-by-side table: index `on`, column groups ("paper", col) and ("ours", col) for each of `columns`.
-
-    Rows present in only one side show NaN on the other, so missing reproductions stay visible.
-    Columns keep the order of `columns`.
-    """
-    left = paper.set_index(on)[columns]
-    right = ours.set_index(on)[columns]
-    merged = pd.concat({"paper": left, "ours": right}, axis=1).swaplevel(0, 1, axis=1)
-    return merged[[(column, side) for column in columns for side in ("paper", "ours")]]
-
-
-def verdict(holds: bool) -> str:
-    """The words printed after a claim check computed from the numbers."""
-    return "reproduced" if holds else "NOT reproduced at this scale"
-
-
-def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
-    """A pandas Styler with a caption and fixed decimals (NaN shown as '–'); cells and labels are
-    HTML-escaped, so a label such as '|γ| < 0.001' shows as written."""
-    styler = frame.style.format(precision=digits, na_rep="–", escape="html").set_caption(caption)
-    return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
 
 
 # ------------------------------------------------------------------------------------ labels
@@ -188,12 +64,6 @@ def _log_positions(strengths: pd.Series) -> tuple[pd.Series, float | None]:
 
 
 # ----------------------------------------------------------------------- Table 1 (Sec. 2.2)
-def _seed_mean(frame: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
-    """Mean and sample std (`<column>_std`, NaN for one seed) of `columns` per group of `keys`."""
-    grouped = frame.groupby(keys, sort=False, dropna=False)[columns]
-    return grouped.mean().join(grouped.std(ddof=1).add_suffix("_std")).reset_index()
-
-
 def sparsity_vs_strength(frame: pd.DataFrame, measure: str = "sparsity_gamma", title: str | None = None):
     """Sparsity (%) against regularization strength (log lambda) per optimizer: one panel for L2,
     one for WD (paper Table 1, claim 1). `frame` needs optimizer, regularizer, strength, `measure`
@@ -205,7 +75,7 @@ def sparsity_vs_strength(frame: pd.DataFrame, measure: str = "sparsity_gamma", t
     fig, axes = plt.subplots(1, len(regularizers), figsize=(max(7.0, 5.2 * len(regularizers)), 4.2), sharey=True,
                              squeeze=False)
     for ax, regularizer in zip(axes[0], regularizers):
-        part = _seed_mean(frame[frame["regularizer"] == regularizer], ["optimizer", "strength"], [measure])
+        part = seed_frame(frame[frame["regularizer"] == regularizer], ["optimizer", "strength"], [measure])
         part["x"], zero_at = _log_positions(part["strength"])
         for optimizer, rows in part.sort_values("x").groupby("optimizer", sort=True):
             ax.errorbar(rows["x"], rows[measure], yerr=rows[f"{measure}_std"], marker="o", capsize=0,
@@ -230,7 +100,7 @@ def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", titl
     error). One row per run; several seeds are drawn as their mean with +-1 std bars both ways.
     Returns the Figure."""
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    means = _seed_mean(frame, ["optimizer", "regularizer", "strength"], [measure, "test_err"])
+    means = seed_frame(frame, ["optimizer", "regularizer", "strength"], [measure, "test_err"])
     shown = means.assign(optimizer=means["optimizer"].map(lambda o: OPTIMIZER_NAMES.get(o, o)))
     palette = {OPTIMIZER_NAMES.get(o, o): OPTIMIZER_COLORS.get(o, "grey") for o in frame["optimizer"].unique()}
     ax.errorbar(shown["test_err"], shown[measure], xerr=shown["test_err_std"], yerr=shown[f"{measure}_std"],
@@ -415,13 +285,6 @@ def clutter_examples(chapter, levels, count: int = 8, title: str | None = None):
     return fig
 
 
-def _group_estimates(groups, key: str) -> tuple[list[float], list[float]]:
-    """Per (label, records): mean and std (0 for one seed) of record['final'][key]."""
-    values = [[r["final"][key] for r in records] for _, records in groups]
-    return ([float(np.mean(v)) for v in values],
-            [float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for v in values])
-
-
 def sparsity_and_error(groups, table: pd.DataFrame | None = None, xlabel: str = "setting",
                        title: str | None = None, ordered: bool = True):
     """Two panels per setting of `groups` ((label, records of its seeds), in order): % features with
@@ -434,9 +297,10 @@ def sparsity_and_error(groups, table: pd.DataFrame | None = None, xlabel: str = 
     fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.3 * len(labels) + 4), 3.8))
     for ax, key, column, ylabel in ((axes[0], "sparsity_gamma", "%γ paper", f"% features with {GAMMA_RULE}"),
                                     (axes[1], "test_err", "err paper", "test error (%)")):
-        means, stds = _group_estimates(groups, key)
-        ax.errorbar(x, means, yerr=stds, marker="o", capsize=3, linestyle="-" if ordered else "none",
-                    color="C0", label="ours (mean ± std over seeds)")
+        found = [Estimate.of([r["final"][key] for r in records]) for _, records in groups]
+        # A one-seed setting is drawn without a bar (spread 0), not with an assumed one.
+        ax.errorbar(x, [e.mean for e in found], yerr=[e.spread(assumed=0.0) for e in found], marker="o",
+                    capsize=3, linestyle="-" if ordered else "none", color="C0", label="ours (mean ± std over seeds)")
         if table is not None and column in table:
             paper = pd.to_numeric(table[column].reindex(labels), errors="coerce").to_numpy(dtype=float)
             if np.isfinite(paper).any():
@@ -476,38 +340,6 @@ def universality_by_group(groups, layers=("C4", "C5", "C6", "C7"), title: str | 
     ax.set_title(title or "Universality of the surviving late-layer features")
     ax.legend(title=None, fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
-
-
-def absent_markdown(reasons: dict[str, str], chapter: int) -> str:
-    """A MyST note listing the datasets not compared (name -> why) and how to re-run the chapter."""
-    if not reasons:
-        return "All of the datasets above are present and compared."
-    items = "\n".join(f"- **{name}**: {why}" for name, why in reasons.items())
-    return (f":::{{note}}\nNot compared in this execution:\n\n{items}\n\nPut the datasets in the data folder "
-            f"(see *Reproduce it*) and re-run: `python -m sparsity_lib book --chapter {chapter}`.\n:::")
-
-
-def show_absent(reasons: dict[str, str], chapter: int) -> None:
-    """Display `absent_markdown(reasons, chapter)`."""
-    _show_markdown(absent_markdown(reasons, chapter))
-
-
-# ------------------------------------------------------------ chapters 8-10
-def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
-    """A note saying plainly that nothing of `label` (e.g. 'TinyImageNet') ran in this execution, what
-    is missing (`reasons`), and the command that trains it once it is there (chapter 8)."""
-    items = "\n".join(f"- {reason}" for reason in reasons)
-    name = label.lower()
-    return (f":::{{note}}\n**Nothing ran on {label} in this execution**, and no matching {label} run is "
-            f"stored: every '{label}' number on this page is the paper's. Missing:\n\n{items}\n\n"
-            f"With a CUDA GPU and the data, this trains the runs and shows them:\n\n"
-            f"`python -m sparsity_lib book --chapter {chapter} --profile paper -p device cuda "
-            f"-p {name}_root /path/to/{name}`\n\n(`--profile cpu` instead of `paper` for runs of minutes.)\n:::")
-
-
-def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
-    """Display `missing_markdown`."""
-    _show_markdown(missing_markdown(label, reasons, chapter))
 
 
 def sparsity_vs_batch(points: pd.DataFrame, title: str | None = None):
@@ -598,5 +430,3 @@ def filter_norm_histogram(frame: pd.DataFrame, threshold: float | None = None, t
     ax.set_ylabel("% of the run's filters")
     ax.set_title(title or "Relative conv filter norms per run")
     return fig
-
-

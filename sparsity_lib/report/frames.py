@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .labels import OPTIMIZER_NAMES, format_strength
-from .optim import simulate_weight
-from .sparsity import GAMMA_THRESHOLD
+from ..nets.optim import simulate_weight
+from ..nets.sparsity import GAMMA_THRESHOLD
+from ..runs.labels import OPTIMIZER_NAMES, format_strength
+from ..study.seeds import seed_frame
 
 __all__ = ["fig4_frame", "FIG4_SCENARIOS", "fig4_settings", "gamma_threshold_frame", "l2_and_wd_settings",
-           "layer_frame", "mean_over_seeds", "runs_frame", "snapshot_frame", "strength_sweep_frame",
-           "trajectory_frame", "universality_frame"]
+           "layer_frame", "mean_over_seeds", "runs_frame", "snapshot_frame", "strength_sweep_frame", "trajectory_frame",
+           "universality_frame"]
 
 
 def runs_frame(records: list[dict]) -> pd.DataFrame:
@@ -27,13 +28,12 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
 def mean_over_seeds(records: list[dict], keys: list[str]) -> pd.DataFrame:
-    """`runs_frame(records)` averaged over seeds, grouped by `keys` (RunConfig field names)."""
+    """`runs_frame(records)` averaged over seeds, grouped by `keys` (RunConfig field names), in first-seen
+    order: `keys`, the mean of every numeric column and 'seeds' (`seeds.seed_frame` without the stds)."""
     frame = runs_frame(records)
     numeric = frame.select_dtypes("number").columns.difference(keys + ["seed"])
-    grouped = frame.groupby(keys, dropna=False, sort=False)[list(numeric)].mean().reset_index()
-    return grouped.assign(seeds=frame.groupby(keys, dropna=False, sort=False).size().values)
+    return seed_frame(frame, keys, list(numeric), std=False)
 
 
 def layer_frame(records: list[dict], keys: list[str]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CLAIMS", "HEADINGS", "LAYERS", "SOURCE", "paper_table", "supplement_table", "table1", "table2", "table3",
+__all__ = ["HEADINGS", "LAYERS", "paper_table", "SOURCE", "supplement_table", "table1", "table2", "table3",
            "table4", "table5", "table6", "table7", "table9"]
 
 SOURCE = Path(__file__).with_name("paper_tables.md")
@@ -123,19 +123,3 @@ def supplement_table(number: int) -> pd.DataFrame:
     if number not in (2, 3, 4):
         raise ValueError(f"number={number!r} is not a stored supplement table; allowed: 2, 3, 4")
     return paper_table(f"supp{number}")
-
-
-CLAIMS = {
-    1: "No sparsity without L2/WD; sparsity rises with the regularization strength.",
-    2: "Adaptive methods (Adam, Adagrad, Adadelta, RMSProp, Adamax) are sparser than SGD at comparable error.",
-    3: "Under Adam, L2 gives more sparsity than WD at comparable error; under SGD they match.",
-    4: "Sparsity falls as the task gets harder (CIFAR10 > CIFAR100 > TinyImageNet > ImageNet; clean > cluttered).",
-    5: "SGD's sparsity concentrates in early layers; Adam's is also high in late layers (selective features).",
-    6: "Adam learns negative BN betas and more selective (less universal) late-layer features than SGD.",
-    7: ("With zero or rare task gradient, L2 inside Adam decays a weight about lr per step, "
-        "far faster than WD or SGD+L2."),
-    8: "Larger mini-batches give less sparsity; narrower networks give less sparsity.",
-    9: "AMSGrad is much less sparse than Adam; Leaky ReLU barely changes sparsity; a 10x lower LR on gamma cuts it.",
-    10: ("Removing the dead filters leaves test error unchanged and beats Li et al.'s VGG-16 pruning ratio "
-         "at equal error."),
-}

@@ -1,36 +1,62 @@
-"""The paper's tables next to ours, narrow enough for the book's text column.
-
-Every table here has one row per setting and flat, short column names ("%γ paper", "%γ ours",
-"err paper", "err ours", "seeds"), so that it fits the 752-pixel text column of the rendered book
-at a 1280-pixel window. "ours" cells are strings: the seed mean, and over several seeds the sample
-std ("25.8±1.2"); "paper" cells are numbers, NaN (shown as "–") where the paper has no such row.
-Pure functions: records (the store's JSON dicts) in, pandas DataFrames out.
-"""
+"""The chapters' tables as pandas DataFrames, ours next to the paper's (Tables 1-10 and the
+supplement). Records (the store's JSON) or grouped records in, DataFrames out; `styled` renders one
+for the book. Percentages are in % of features, errors in % of test images."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pandas as pd
-import torch
 
+from ..nets.models import conv_bn_layers
+from ..nets.optim import adagrad_steps_to_threshold
+from ..nets.regularizers import filter_norms
+from ..nets.sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD
+from ..runs.labels import (
+    OPTIMIZER_NAMES,
+    format_strength,
+    regularizer_of,
+    setting_label,
+)
+from ..study.claims import steps_to_fraction
+from ..study.seeds import (
+    Estimate,
+    Setting,
+    estimate_text,
+    mean_text,
+    one_setting_each,
+    seed_groups,
+    settings,
+)
 from . import paper
-from .claims import Estimate, Setting, one_setting_each, settings, steps_to_fraction
-from .labels import OPTIMIZER_NAMES, format_strength, regularizer_of, setting_label
-from .models import BasicNet, conv_bn_layers
-from .optim import DEFAULT_LR, adagrad_steps_to_threshold, simulate_weight
-from .regularizers import filter_norms, layer_l1l2
-from .sparsity import ACTIVATION_THRESHOLD, GAMMA_THRESHOLD
 
-__all__ = ["adagrad_horizon", "basicnet_layers", "batch_points", "bn_table", "closed_form_table", "COLUMNS_TOP1",
-           "dead_by_layer", "difficulty_table", "features_pruned", "filter_norm_frame", "l2_vs_wd_example",
-           "layer_removed", "LAYER_ROWS", "layers_by_group", "ours_columns", "PAPER_CLUTTER", "PAPER_DATASET",
-           "paper_dataset", "penalty_scaling", "pruned_layer_frame", "pruned_layers", "pruning_summary",
-           "selectivity_by_group", "strength_sweep_table", "summary_points", "supplement_layers_paper",
-           "supplement_optimizer_table", "SUPPLEMENT_PAPER_COLUMNS", "supplement_variant_table", "table1", "table2",
-           "table2_long", "table2_pruned", "table3", "table4", "table5", "table6", "table7", "table7_li", "table9",
-           "threshold_table", "trajectory_table", "trend_table", "universality_by_fate", "universality_table",
-           "zeroing_table"]
+__all__ = ["adagrad_horizon", "batch_points", "bn_table", "closed_form_table", "COLUMNS_TOP1", "dead_by_layer",
+           "difficulty_table", "features_pruned", "filter_norm_frame", "layer_removed", "LAYER_ROWS", "layers_by_group",
+           "ours_columns", "PAPER_CLUTTER", "PAPER_DATASET", "paper_dataset", "paper_vs_ours", "pruned_layer_frame",
+           "pruned_layers", "pruning_summary", "selectivity_by_group", "strength_sweep_table", "styled",
+           "summary_points", "supplement_layers_paper", "supplement_optimizer_table", "SUPPLEMENT_PAPER_COLUMNS",
+           "supplement_variant_table", "table1", "table2", "table2_long", "table2_pruned", "table3", "table4", "table5",
+           "table6", "table7", "table7_li", "table9", "threshold_table", "trajectory_table", "trend_table",
+           "universality_by_fate", "universality_table", "zeroing_table"]
+
+
+def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
+    """Side-by-side table: index `on`, column groups ("paper", col) and ("ours", col) for each of `columns`.
+
+    Rows present in only one side show NaN on the other, so missing reproductions stay visible.
+    Columns keep the order of `columns`.
+    """
+    left = paper.set_index(on)[columns]
+    right = ours.set_index(on)[columns]
+    merged = pd.concat({"paper": left, "ours": right}, axis=1).swaplevel(0, 1, axis=1)
+    return merged[[(column, side) for column in columns for side in ("paper", "ours")]]
+
+
+def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
+    """A pandas Styler with a caption and fixed decimals (NaN shown as '–'); cells and labels are
+    HTML-escaped, so a label such as '|γ| < 0.001' shows as written."""
+    styler = frame.style.format(precision=digits, na_rep="–", escape="html").set_caption(caption)
+    return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
 
 PAPER_DATASET = {"cifar100": "cifar100"}  # our dataset -> the paper's dataset it is compared with (else CIFAR-10)
 
@@ -93,30 +119,6 @@ def adagrad_horizon(found: dict, threshold: float = GAMMA_THRESHOLD) -> pd.DataF
     return pd.DataFrame(rows).set_index("layer")
 
 
-# ------------------------------------------------------------------- chapter 1 (Sec. 2.1)
-def basicnet_layers(width: float, first_width: int) -> pd.DataFrame:
-    """BasicNet's conv layers (Sec. 2.1, Fig. 1), counted from our model: kernel, inputs, features and
-    conv weights of the paper's 64-1x network, and the features of the `width`/`first_width` version."""
-    full, small = BasicNet(), BasicNet(width=width, first_width=first_width)
-    rows = [{"layer": name, "kernel": "x".join(map(str, conv.kernel_size)), "inputs": conv.in_channels,
-             "features": conv.out_channels, "conv weights": conv.weight.numel(), "ours": mine.out_channels}
-            for (name, conv, _), (_, mine, _) in zip(conv_bn_layers(full), conv_bn_layers(small))]
-    return pd.DataFrame(rows).set_index("layer")
-
-
-def l2_vs_wd_example(strength: float, steps=(1, 10, 100, 1000), lr: float = DEFAULT_LR["adam"]) -> pd.DataFrame:
-    """θ after t steps of Adam from θ0 = 1 with no task gradient (Sec. 2.1): with L2 λ, with the paper's
-    weight decay (×(1 − λ) per step), and PyTorch's AdamW, whose decoupled decay is ×(1 − lr·λ) per step
-    (its closed form; `torch.optim.AdamW` follows it exactly, tests/test_tables.py). Index: step."""
-    last = max(steps)
-    adam_l2 = simulate_weight("adam", l2=strength, lr=lr, steps=last)
-    adam_wd = simulate_weight("adam", wd=strength, lr=lr, steps=last)
-    shown = list(steps)
-    return pd.DataFrame({"Adam + L2": adam_l2[shown], "Adam + WD": adam_wd[shown],
-                         "AdamW": (1 - lr * strength) ** np.asarray(shown, dtype=float)},
-                        index=pd.Index(shown, name="step"))
-
-
 def dead_by_layer(record: dict, beta_threshold: float = ACTIVATION_THRESHOLD) -> pd.DataFrame:
     """Per conv layer of one run (Sec. 2.1): features, dead by |γ| < 1e-3 and by activation, and how
     many γ-dead features still have β > `beta_threshold` (they output the constant ReLU(β) > 0 on every
@@ -152,9 +154,8 @@ def threshold_table(frame: pd.DataFrame) -> pd.DataFrame:
     table.columns = [f"< {value:g}" for value in table.columns]
     return table.assign(spread=spread)
 
+
 # ------------------------------------------------------------ chapters 3-4
-# Imported here, not at the top, because several writers share this file (the lead may hoist them). Also used:
-# numpy, Estimate and GAMMA_THRESHOLD from the top of the file.
 
 
 LAYER_ROWS = [f"C{i}" for i in range(1, 8)] + ["all", "err"]  # rows of `table2`
@@ -197,7 +198,7 @@ def table2(records: list[dict], dataset_used: str = "synthetic", optimizer: str 
 
 
 def table2_long(records: list[dict], dataset_used: str = "synthetic") -> pd.DataFrame:
-    """Long form of `table2` for `plots.layerwise_sparsity`: source ('paper' | 'ours'), setting, layer
+    """Long form of `table2` for `figures.layerwise_sparsity`: source ('paper' | 'ours'), setting, layer
     (C1..C7), percent (ours: the mean over seeds). Paper rows only for settings the paper has."""
     rows = []
     for found in settings(records):
@@ -208,7 +209,7 @@ def table2_long(records: list[dict], dataset_used: str = "synthetic") -> pd.Data
             if not math.isnan(paper_row[layer]):
                 rows.append({"source": "paper", "setting": label, "layer": layer, "percent": paper_row[layer]})
             rows.append({"source": "ours", "setting": label, "layer": layer,
-                         "percent": float(np.mean([values[layer] for values in ours]))})
+                         "percent": Estimate.of([values[layer] for values in ours]).mean})
     frame = pd.DataFrame(rows, columns=["source", "setting", "layer", "percent"])
     return frame.sort_values("source", key=lambda s: s.map({"paper": 0, "ours": 1}), kind="stable")
 
@@ -222,15 +223,6 @@ def _bn_numbers(record: dict, layer: str) -> dict[str, float]:
             "mean live β": float(beta[live].mean()) if live.any() else math.nan}
 
 
-def _estimate_text(values: list[float], digits: int = 1) -> str:
-    """Mean±std over seeds as text ('–' when no seed has a value)."""
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return "–"
-    found = Estimate.of(values)
-    return f"{found.mean:.{digits}f}" + ("" if found.n < 2 else f"±{found.std:.{digits}f}")
-
-
 def bn_table(records: list[dict], layer: str = "C6") -> pd.DataFrame:
     """BatchNorm of one layer at the end of training (paper Fig. 2, Sec. 4.1), one row per setting:
     '% dead' (|γ| < 1e-3), '% live β<0' (share of the living features with a negative bias), 'mean live β'
@@ -240,7 +232,7 @@ def bn_table(records: list[dict], layer: str = "C6") -> pd.DataFrame:
         numbers = [_bn_numbers(record, layer) for record in found.records]
         row = {"setting": setting_label(found.config), "seeds": len(numbers)}
         for name, digits in (("% dead", 0), ("% live β<0", 0), ("mean live β", 2)):
-            row[name] = _estimate_text([n[name] for n in numbers], digits)
+            row[name] = estimate_text([n[name] for n in numbers], digits)
         rows.append(row)
     return pd.DataFrame(rows, columns=["setting", "% dead", "% live β<0", "mean live β", "seeds"]).set_index("setting")
 
@@ -271,13 +263,9 @@ def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame
         pooled = (np.concatenate([u for u, _ in fates]), np.concatenate([d for _, d in fates]))
         for layer, (universality, dies) in [*zip(layers, fates), (f"{layers[0]}-{layers[-1]}", pooled)]:
             rows.append({"setting": label, "layer": layer, "features": len(universality), "die later": int(dies.sum()),
-                         "early: all": _mean_text(universality), "early: die later": _mean_text(universality[dies]),
-                         "early: live": _mean_text(universality[~dies])})
+                         "early: all": mean_text(universality), "early: die later": mean_text(universality[dies]),
+                         "early: live": mean_text(universality[~dies])})
     return pd.DataFrame(rows).set_index(["setting", "layer"])
-
-
-def _mean_text(values: np.ndarray) -> str:
-    return f"{values.mean():.1f}" if len(values) else "–"
 
 
 def universality_table(records: list[dict], layers=("C5", "C6", "C7")) -> pd.DataFrame:
@@ -287,7 +275,7 @@ def universality_table(records: list[dict], layers=("C5", "C6", "C7")) -> pd.Dat
     rows = []
     for found in settings(records):
         row = {"setting": setting_label(found.config), "seeds": len(found.records)}
-        row.update({layer: _estimate_text([_live_universality(r, layer) for r in found.records]) for layer in layers})
+        row.update({layer: estimate_text([_live_universality(r, layer) for r in found.records]) for layer in layers})
         rows.append(row)
     return pd.DataFrame(rows, columns=["setting", *layers, "seeds"]).set_index("setting")
 
@@ -347,8 +335,8 @@ def strength_sweep_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 PAPER_CLUTTER = {0.0: 70.0, 1.0: 57.0}  # Sec. 4.2: % dead filters, ObjectNet3D renderings, clean vs cluttered
-# Supplement Tables 2-3 rows (CIFAR-100, Adam, L2 1e-4) under the labels of `evidence.supplement_variants`
-# and `evidence.chapter7_extras`; Adam's row is main Table 2's.
+# Supplement Tables 2-3 rows (CIFAR-100, Adam, L2 1e-4) under the labels of `plans.supplement_variants`
+# and `plans.beta_variants`; Adam's row is main Table 2's.
 SUPPLEMENT_PAPER_COLUMNS = {"AMSGrad": "AMSGrad L2 1e-4", "Leaky ReLU 0.01": "LeakyReLU 0.01, L2 1e-4",
                             "γ lr ×0.1": "LR x0.1 for gamma", "β init 1": "gamma=1, beta=1.0",
                             "β lr ×0.1": "LR x0.1 for beta", "Leaky ReLU 0.1": "LeakyReLU 0.1, L2 1e-4",
@@ -470,7 +458,7 @@ def selectivity_by_group(groups, layers=("C5", "C6", "C7")) -> pd.DataFrame:
     columns = {}
     for label, records in groups:
         numbers = [_mechanism_numbers(record, layers) for record in records]
-        columns[label] = {row: _estimate_text([n[row] for n in numbers]) for row in numbers[0]}
+        columns[label] = {row: estimate_text([n[row] for n in numbers]) for row in numbers[0]}
     return pd.DataFrame(columns).rename_axis("quantity")
 
 
@@ -511,22 +499,11 @@ def supplement_variant_table(groups) -> pd.DataFrame:
 # ------------------------------------------------------------ chapters 8-10
 
 
-def _estimate(values) -> str | float:
-    """'25.8±1.2' over several values, '25.8' for one, NaN for none (shown as '–')."""
-    values = [float(v) for v in values]
-    return str(Estimate.of(values)) if values else math.nan
-
-
-def _group(records: list[dict], key) -> dict:
-    groups: dict = {}
-    for record in records:
-        groups.setdefault(key(record["config"]), []).append(record)
-    return groups
-
-
 def _ours_top1(records: list[dict]) -> dict:
-    return {"%γ ours": _estimate(r["final"]["sparsity_gamma"] for r in records),
-            "top-1 ours": _estimate(r["final"]["test_err"] for r in records), "seeds": len(records)}
+    """'%γ ours', 'top-1 ours' (mean±std over seeds as text, NaN without runs) and 'seeds'."""
+    return {"%γ ours": estimate_text([r["final"]["sparsity_gamma"] for r in records], missing=math.nan),
+            "top-1 ours": estimate_text([r["final"]["test_err"] for r in records], missing=math.nan),
+            "seeds": len(records)}
 
 
 COLUMNS_TOP1 = ["%γ paper", "%γ ours", "top-1 paper", "top-1 ours", "seeds"]
@@ -536,7 +513,7 @@ def table4(records: list[dict]) -> pd.DataFrame:
     """Paper Table 4 (TinyImageNet, BasicNet) next to ours: one row per optimizer and batch ('Adam b20'),
     the paper's rows first. Columns: %γ paper/ours (% features with |γ| < 1e-3), top-1 paper/ours (top-1
     error, %), seeds (0 and '–' where we have no run)."""
-    ours = _group(records, lambda c: (c["optimizer"], c["batch_size"]))
+    ours = seed_groups(records, lambda c: (c["optimizer"], c["batch_size"]))
     rows, seen = [], set()
     for row in paper.table4().itertuples():
         key = (row.optimizer, int(row.batch_size))
@@ -552,7 +529,7 @@ def table4(records: list[dict]) -> pd.DataFrame:
 
 def table5(records: list[dict]) -> pd.DataFrame:
     """Paper Table 5 (ImageNet, BasicNet, Adam) next to ours: one row per batch size; columns as `table4`."""
-    ours = _group(records, lambda c: c["batch_size"])
+    ours = seed_groups(records, lambda c: c["batch_size"])
     papers = {int(r.batch_size): r for r in paper.table5().itertuples()}
     rows = []
     for batch in sorted(set(papers) | set(ours)):
@@ -571,11 +548,12 @@ def features_pruned(record: dict) -> int:
 def table9(records: list[dict]) -> pd.DataFrame:
     """Paper Table 9 (ImageNet, VGG-11, Adam) next to ours: one row per batch size; columns: pruned
     paper/ours (conv features with |γ| < 1e-3, a count), top-1 ours (%), seeds."""
-    ours = _group(records, lambda c: c["batch_size"])
+    ours = seed_groups(records, lambda c: c["batch_size"])
     papers = {int(r.batch_size): float(r.features_pruned) for r in paper.table9().itertuples()}
     rows = [{"batch": b, "pruned paper": papers.get(b, math.nan),
-             "pruned ours": _estimate(features_pruned(r) for r in ours.get(b, [])),
-             "top-1 ours": _estimate(r["final"]["test_err"] for r in ours.get(b, [])), "seeds": len(ours.get(b, []))}
+             "pruned ours": estimate_text([features_pruned(r) for r in ours.get(b, [])], missing=math.nan),
+             "top-1 ours": estimate_text([r["final"]["test_err"] for r in ours.get(b, [])], missing=math.nan),
+             "seeds": len(ours.get(b, []))}
             for b in sorted(set(papers) | set(ours))]
     columns = ["batch", "pruned paper", "pruned ours", "top-1 ours", "seeds"]
     return pd.DataFrame(rows, columns=columns).set_index("batch")
@@ -630,17 +608,18 @@ def table2_pruned(records: list[dict], dataset_used: str = "synthetic") -> pd.Da
     rows_paper = paper.table2()
     rows_paper = rows_paper[rows_paper["dataset"] == paper_dataset(dataset_used)]
     table = []
-    for found in _group(records, lambda c: repr(sorted((k, v) for k, v in c.items() if k != "seed"))).values():
+    for found in seed_groups(records).values():
         config = found[0]["config"]
         first = _paper_match(rows_paper, config["optimizer"], *regularizer_of(config["l2"], config["wd"]))
         finals = [r["final"] for r in found]
+        changes = [f["test_err_after"] - f["test_err_before"] for f in finals]
         table.append({"setting": setting_label(config),
                       "% feats paper": math.nan if first is None else float(first["total"]),
-                      "% feats ours": _estimate(100 - f["features_kept_pct"] for f in finals),
+                      "% feats ours": estimate_text([100 - f["features_kept_pct"] for f in finals], missing=math.nan),
                       "% params paper": math.nan if first is None else float(first["params"]),
-                      "% params ours": _estimate(100 - f["params_kept_pct"] for f in finals),
+                      "% params ours": estimate_text([100 - f["params_kept_pct"] for f in finals], missing=math.nan),
                       "Δerr paper": math.nan if first is None else float(first["pruned err"] - first["err"]),
-                      "Δerr ours": _estimate(f["test_err_after"] - f["test_err_before"] for f in finals)})
+                      "Δerr ours": estimate_text(changes, missing=math.nan)})
     columns = ["setting", "% feats paper", "% feats ours", "% params paper", "% params ours", "Δerr paper", "Δerr ours"]
     return pd.DataFrame(table, columns=columns).set_index("setting")
 
@@ -648,9 +627,10 @@ def table2_pruned(records: list[dict], dataset_used: str = "synthetic") -> pd.Da
 def _layer_cells(records: list[dict]) -> dict[str, str | float]:
     """Per layer, 'all' and 'test err': our mean±std over pruned records (see `layer_removed`)."""
     layers = [layer_removed(r) for r in records]
-    cells = {name: _estimate(found[name] for found in layers) for name in (layers[0] if layers else {})}
-    cells["all"] = _estimate(100 - r["final"]["features_kept_pct"] for r in records)
-    cells["test err"] = _estimate(r["final"]["test_err"] for r in records)
+    cells = {name: estimate_text([found[name] for found in layers], missing=math.nan)
+             for name in (layers[0] if layers else {})}
+    cells["all"] = estimate_text([100 - r["final"]["features_kept_pct"] for r in records], missing=math.nan)
+    cells["test err"] = estimate_text([r["final"]["test_err"] for r in records], missing=math.nan)
     return cells
 
 
@@ -684,7 +664,7 @@ def table7_li(implicit: list[dict], li: list[dict]) -> pd.DataFrame:
 
 
 def pruned_layer_frame(by_setting: dict[str, list[dict]], paper_columns: dict[str, str] | None = None) -> pd.DataFrame:
-    """Long frame for `plots.layer_pruning`: layer, setting, source ('ours' | 'paper'), removed (% of the
+    """Long frame for `figures.layer_pruning`: layer, setting, source ('ours' | 'paper'), removed (% of the
     layer's features), one row per layer and pruned record of `by_setting` (label -> records), plus the
     paper's Table 7 values for `paper_columns` (label -> a column of `paper.table7()`)."""
     rows = [{"layer": layer, "setting": label, "source": "ours", "removed": value}
@@ -700,41 +680,25 @@ def pruning_summary(by_label: dict[str, list[dict]]) -> pd.DataFrame:
     """One row per method/setting (label -> pruned records): % feats and % params removed, test error of
     the dense network, right after removal and after fine-tuning (%, equal to 'err pruned' without
     fine-tuning), mean±std over the records; seeds."""
-    rows = [{"setting": label, "% feats": _estimate(100 - r["final"]["features_kept_pct"] for r in records),
-             "% params": _estimate(100 - r["final"]["params_kept_pct"] for r in records),
-             "err dense": _estimate(r["final"]["test_err_before"] for r in records),
-             "err pruned": _estimate(r["final"]["test_err_after"] for r in records),
-             "err tuned": _estimate(r["final"]["test_err"] for r in records), "seeds": len(records)}
-            for label, records in by_label.items()]
+    rows = []
+    for label, records in by_label.items():
+        finals = [r["final"] for r in records]
+        values = {"% feats": [100 - f["features_kept_pct"] for f in finals],
+                  "% params": [100 - f["params_kept_pct"] for f in finals],
+                  "err dense": [f["test_err_before"] for f in finals],
+                  "err pruned": [f["test_err_after"] for f in finals], "err tuned": [f["test_err"] for f in finals]}
+        rows.append({"setting": label, **{name: estimate_text(v, missing=math.nan) for name, v in values.items()},
+                     "seeds": len(records)})
     columns = ["setting", "% feats", "% params", "err dense", "err pruned", "err tuned", "seeds"]
     return pd.DataFrame(rows, columns=columns).set_index("setting")
 
 
 def summary_points(by_label: dict[str, list[dict]]) -> pd.DataFrame:
     """One row per pruned record: setting, removed (% of conv features), error (test error after
-    removal and any fine-tuning, %), for `plots.removed_vs_error`."""
+    removal and any fine-tuning, %), for `figures.removed_vs_error`."""
     return pd.DataFrame([{"setting": label, "removed": 100 - r["final"]["features_kept_pct"],
                           "error": r["final"]["test_err"]} for label, records in by_label.items() for r in records],
                         columns=["setting", "removed", "error"])
-
-
-# ---------------------------------------------------------------- chapter 10: the l1/l2 pseudo-norm
-def penalty_scaling(conv: torch.nn.Conv2d, scales=(0.1, 1.0, 10.0)) -> pd.DataFrame:
-    """How three filter penalties of one conv layer change when its weights are multiplied by a > 0
-    (chapter 10): 'l1/l2' (‖n‖₁/‖n‖₂ of the filter norms n, `regularizers.layer_l1l2`), 'group lasso'
-    (Σ_f ‖W_f‖₂), 'L1' (Σ|w|), and 'W·∇R', the inner product of the weights with the l1/l2 ratio's
-    gradient (0 for a scale-invariant penalty). One row per scale, index 'a' (the scale as text, e.g. "0.1")."""
-    rows = []
-    for scale in scales:
-        scaled = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, bias=False)
-        with torch.no_grad():
-            scaled.weight.copy_(conv.weight * scale)
-        layer_l1l2(scaled).backward()
-        rows.append({"a": f"{scale:g}", "l1/l2": float(layer_l1l2(scaled).detach()),
-                     "group lasso": float(filter_norms(scaled).sum().detach()),
-                     "L1": float(scaled.weight.abs().sum().detach()),
-                     "W·∇R": float((scaled.weight * scaled.weight.grad).sum().detach())})
-    return pd.DataFrame(rows).set_index("a")
 
 
 def filter_norm_frame(models: dict) -> pd.DataFrame:
@@ -747,5 +711,3 @@ def filter_norm_frame(models: dict) -> pd.DataFrame:
             relative = (norms / norms.max().clamp_min(1e-30)).clamp_min(1e-8)
             rows += [{"run": label, "layer": layer, "log10 norm": float(v)} for v in np.log10(relative.numpy())]
     return pd.DataFrame(rows, columns=["run", "layer", "log10 norm"])
-
-

@@ -1,7 +1,7 @@
 """An interactive explorer for the paper's Fig. 4 (Sec. 3): one weight under L2 vs weight decay.
 
 `weight_explorer()` shows sliders for the learning rate, the regularization strength lambda and how
-often a task gradient arrives, plus the optimizer, and redraws `plots.weight_trajectories` from
+often a task gradient arrives, plus the optimizer, and redraws `figures.weight_trajectories` from
 `optim.simulate_weight`. It needs a live Jupyter kernel; executed by papermill or rendered in the
 static book it shows nothing useful, so the chapter always shows a plain figure too
 (`explorer_figure` draws the same picture without widgets).
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from . import plots
+from ..nets.optim import DEFAULT_LR, OPTIMIZERS
+from ..runs.labels import OPTIMIZER_NAMES, format_strength
+from . import figures
 from .frames import l2_and_wd_settings, trajectory_frame
-from .labels import OPTIMIZER_NAMES, format_strength
-from .optim import DEFAULT_LR, OPTIMIZERS
 
-__all__ = ["STEPS", "explorer_figure", "explorer_settings", "weight_explorer"]
+__all__ = ["explorer_figure", "explorer_settings", "STEPS", "weight_explorer"]
 
 STEPS = 2000
 
@@ -38,7 +38,7 @@ def explorer_figure(optimizer: str = "adam", lr: float | None = None, strength: 
     frame = trajectory_frame(explorer_settings(optimizer, lr, strength),
                              {scenario: dict(grad_every=grad_every, grad_value=grad_value)}, steps=steps)
     title = f"{OPTIMIZER_NAMES[optimizer]}, lr {format_strength(lr)}: L2 vs weight decay"
-    return plots.weight_trajectories(frame, title=title, lr=lr if optimizer != "sgd" else None)
+    return figures.weight_trajectories(frame, title=title, lr=lr if optimizer != "sgd" else None)
 
 
 def weight_explorer(steps: int = STEPS):

@@ -5,9 +5,10 @@ runs of 325 epochs, Sec. 3 / docs/paper_tables.md). `run_sweep(configs, backend=
 that is not yet in the store to an executor that already exists -- a pool of local worker processes
 (`concurrent.futures`, one single-threaded worker per core), Ray (the default for clusters) or SLURM
 through submitit -- and leaves the scheduling, resources and requeueing to it. Each task is
-`run_task`: `run_or_load` for its configurations, so a task writes its record into the same store a
-notebook reads, a config that is already stored is never trained again, and a retried task resumes
-from the run's last checkpoint (it loses at most one checkpoint interval, one epoch by default).
+`run_task`: `run_or_load` for its configurations (with the sweep's `Execution`), so a task writes its
+record into the same store a notebook reads, a config that is already stored is never trained again,
+and a retried task resumes from the run's last checkpoint (it loses at most one checkpoint interval,
+one epoch by default).
 
 Ray and submitit are optional (`requirements-cluster.txt`); they are imported only by their backend.
 """
@@ -22,42 +23,20 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from .config import RunConfig, config_hash
-from .fused import SPEED_OPTIONS, fusable_groups, run_or_load_group
+from .execution import Execution, local_workers
+from .fused.groups import fusable_groups
+from .fused.trainer import run_or_load_group
 from .runner import resolve_config, run_or_load
-from .store import RunStore
-from .train import pick_device
 
-__all__ = ["BACKENDS", "RAISED_LINE", "describe_error", "init_worker", "local_workers", "machine_cores",
-           "package_dir", "plan_tasks", "pool_round", "progress_bar", "resubmit", "run_in_pool", "run_locally",
-           "run_on_ray", "run_on_slurm", "run_sweep", "run_task", "slurm_executor", "SlurmTask", "start_ray",
-           "sweep_records", "SweepFailed", "SweepResult", "task_failures", "TaskSettings", "workers_from_env"]
-
-BACKENDS = ("local", "ray", "slurm")
-
-
-@dataclass(frozen=True)
-class TaskSettings:
-    """Everything a task needs besides its configurations; plain values, so it pickles to any worker.
-
-    `train_fn` replaces `train.train` inside the task (as in `run_or_load`); it must be picklable.
-    `fused='on'`: a task's configs train as one fused network (`fused.run_or_load_group`), with the
-    fused trainer's speed options named in `speed` (amp, channels_last, compile).
-    """
-    store: str
-    data_root: str | None = None
-    device: str = "auto"
-    profile: str = ""
-    fresh: bool = False
-    train_fn: Callable | None = None
-    fused: str = "off"
-    speed: tuple[str, ...] = ()
-
+__all__ = ["describe_error", "init_worker", "package_dir", "plan_tasks", "pool_round", "progress_bar", "RAISED_LINE",
+           "resubmit", "run_in_pool", "run_locally", "run_on_ray", "run_on_slurm", "run_sweep", "run_task",
+           "slurm_executor", "SlurmTask", "start_ray", "SweepFailed", "SweepResult", "task_failures"]
 
 @dataclass
 class SweepResult:
@@ -80,21 +59,17 @@ class SweepFailed(RuntimeError):
                          f"after all retries:\n" + "\n".join(lines))
 
 
-def run_task(configs: Sequence[RunConfig], settings: TaskSettings) -> list[str]:
+def run_task(configs: Sequence[RunConfig], execution: Execution) -> list[str]:
     """Train (or load) `configs` into the store, in order; the hashes of the configs, in order.
 
-    This is the function every backend runs on a worker: one config, or with `settings.fused='on'`
-    one group of configs that `fused.fusable_groups` allows to train as one fused network.
+    This is the function every backend runs on a worker: one config, or with `execution.fused='on'`
+    one group of configs that `fused.groups.fusable_groups` allows to train as one fused network.
     """
-    store = RunStore(settings.store)
-    if settings.fused == "on":
-        run_or_load_group(list(configs), store=store, data_root=settings.data_root, device=settings.device,
-                          profile=settings.profile, progress=False, fresh=settings.fresh, fused="on",
-                          max_models=len(configs), **{name: True for name in settings.speed})
-        return [config_hash(config) for config in configs]
-    for config in configs:
-        run_or_load(config, store=store, data_root=settings.data_root, device=settings.device,
-                    profile=settings.profile, progress=False, fresh=settings.fresh, train_fn=settings.train_fn)
+    if execution.fused == "on":
+        run_or_load_group(list(configs), execution.replace(max_models=len(configs)))
+    else:
+        for config in configs:
+            run_or_load(config, execution)
     return [config_hash(config) for config in configs]
 
 
@@ -115,75 +90,49 @@ def describe_error(error: BaseException) -> str:
 
 
 def plan_tasks(configs: Sequence[RunConfig], fused: str = "off", max_models: int = 32) -> list[tuple]:
-    """The tasks of a sweep: one config each, or with fused='on' the groups `fused.fusable_groups`
+    """The tasks of a sweep: one config each, or with fused='on' the groups `fused.groups.fusable_groups`
     forms (at most `max_models` configs that differ only in optimizer hyperparameters and seed)."""
     if fused == "off":
         return [(config,) for config in configs]
     return [tuple(group) for group in fusable_groups(list(configs), max_models)]
 
 
-def run_sweep(configs: Sequence[RunConfig], *, backend: str = "local", store=None, data_root=None,
-              device: str = "auto", profile: str = "", fresh: bool = False, retries: int = 2,
-              progress: bool = True, train_fn: Callable | None = None, fused: str = "off", max_models: int = 32,
-              speed: Sequence[str] = (), **backend_options) -> SweepResult:
-    """Train every config of `configs` that `store` lacks, one task per config, on `backend`.
+def run_sweep(configs: Sequence[RunConfig], execution: Execution, *, retries: int = 2,
+              **backend_options) -> SweepResult:
+    """Train every config of `configs` that the store lacks, one task per config, on `execution.backend`.
 
-    backend: 'local' (this machine; option `workers`: 1, the default, trains one after another in this
-    process, N > 1 in a pool of N single-threaded worker processes, see `run_locally`), 'ray' (see
-    `run_on_ray` for options: address, cpus_per_task, gpus_per_task, local_cpus) or 'slurm' (see
-    `run_on_slurm`: folder, partition, time_min, gpus_per_task, cpus_per_task, cluster). `retries`: extra
-    attempts of a failed task; each resumes from the run's checkpoint. `fresh=True` retrains stored configs
-    too. fused='on': one task per fusable group of up to `max_models` configs, trained as one fused network
-    (on GPU workers), with the fused trainer's speed options named in `speed` (`fused.SPEED_OPTIONS`).
+    backend 'local': this machine, `execution.workers` processes (1 trains one after another in this
+    process, N > 1 in a pool of N single-threaded worker processes, see `run_locally`); 'ray' (see
+    `run_on_ray` for `backend_options`: address, cpus_per_task, gpus_per_task, local_cpus) or 'slurm'
+    (see `run_on_slurm`: folder, partition, time_min, gpus_per_task, cpus_per_task, cluster). `retries`:
+    extra attempts of a failed task; each resumes from the run's checkpoint. `execution.fresh` retrains
+    stored configs too. When `execution.fuses()`: one task per fusable group of up to `max_models`
+    configs, trained as one fused network, with the fused trainer's `speed` options.
     Raises SweepFailed, naming every config that failed on all attempts, after the other tasks end.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is unknown; allowed: {', '.join(BACKENDS)}")
-    if fused not in ("off", "on"):
-        raise ValueError(f"fused={fused!r} is not supported here; allowed: off, on")
-    if fused == "on" and train_fn is not None:
-        raise ValueError("train_fn is only used with fused='off' (a fused group trains with fused.train_group)")
-    unknown = [name for name in speed if name not in SPEED_OPTIONS]
-    if unknown:
-        raise ValueError(f"speed={unknown!r} is not supported; allowed: {', '.join(SPEED_OPTIONS)}")
-    if speed and fused != "on":
-        raise ValueError(f"speed options {', '.join(speed)} belong to the fused trainer; pass fused='on'")
-    if not isinstance(retries, int) or retries < 0:
+    fuse = execution.fuses()
+    if execution.speed and not fuse:
+        raise ValueError(f"speed options {', '.join(execution.speed)} belong to the fused trainer; pass fused='on'")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries={retries!r} is invalid; allowed: an integer >= 0")
-    store = store if isinstance(store, RunStore) else RunStore(store)
-    unique = {config_hash(c): c for c in (resolve_config(c, data_root)[0] for c in configs)}
-    stored = set() if fresh else {key for key in unique if store.load(key) is not None}
+    store = execution.run_store
+    unique = {config_hash(c): c for c in (resolve_config(c, execution.data_root)[0] for c in configs)}
+    stored = set() if execution.fresh else {key for key in unique if store.load(key) is not None}
     pending = [config for key, config in unique.items() if key not in stored]
-    result = SweepResult(backend, already_stored=[key for key in unique if key in stored])
+    result = SweepResult(execution.backend, already_stored=[key for key in unique if key in stored])
     if pending:
-        settings = TaskSettings(str(store.root), None if data_root is None else str(data_root), device, profile,
-                                fresh, train_fn, fused, tuple(speed))
-        tasks = plan_tasks(pending, fused, max_models)
-        runner = {"local": run_locally, "ray": run_on_ray, "slurm": run_on_slurm}[backend]
-        failures = runner(tasks, settings, retries=retries, progress=progress, **backend_options)
+        task_execution = execution.replace(store=str(store.root), progress=False, fused="on" if fuse else "off")
+        tasks = plan_tasks(pending, task_execution.fused, execution.max_models)
+        if execution.backend == "local":
+            backend_options = {"workers": execution.worker_count(), **backend_options}
+        runner = {"local": run_locally, "ray": run_on_ray, "slurm": run_on_slurm}[execution.backend]
+        failures = runner(tasks, task_execution, retries=retries, progress=execution.progress, **backend_options)
         failed = {config_hash(config) for config, _ in failures}
         result.trained = [config_hash(c) for c in pending if config_hash(c) not in failed]
         result.failures = failures
     if result.failures:
         raise SweepFailed(result)
     return result
-
-
-def sweep_records(configs: Sequence[RunConfig], *, store=None, backend: str | None = None, data_root=None,
-                  device: str = "auto", profile: str = "", fresh: bool = False, progress: bool = True,
-                  **backend_options) -> list[dict]:
-    """The records of `configs`, in order: the missing ones are first trained as one sweep.
-
-    The batch form of `run_or_load` for a chapter's grid. backend None reads $SPARSITY_BACKEND
-    (default 'local'), so `SPARSITY_BACKEND=ray make book` trains each chapter's grid on Ray
-    (address: $RAY_ADDRESS) while the notebook itself stays unchanged.
-    """
-    backend = backend or os.environ.get("SPARSITY_BACKEND", "local")
-    store = store if isinstance(store, RunStore) else RunStore(store)
-    configs = [resolve_config(config, data_root)[0] for config in configs]
-    run_sweep(configs, backend=backend, store=store, data_root=data_root, device=device, profile=profile,
-              fresh=fresh, progress=progress, **backend_options)
-    return [store.load(config_hash(config)) for config in configs]
 
 
 def progress_bar(total: int, backend: str, progress: bool) -> tqdm:
@@ -201,44 +150,13 @@ def task_failures(task, error: BaseException, bar: tqdm, failures: list) -> None
 
 
 # ------------------------------------------------------------------------------------ backends
-def machine_cores() -> int:
-    """CPU cores this process may run on: its affinity mask (a container's or taskset's share of the
-    machine), or `os.cpu_count()` where the platform has no affinity mask."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def local_workers(workers: int | str | None = None, device: str = "auto") -> int:
-    """Worker processes of the local backend: `workers`, or for None/'auto' one per core on the CPU and
-    one on a GPU (one process keeps a GPU busy; `--fused` packs runs into it instead)."""
-    if workers is None or workers == "auto":
-        return machine_cores() if pick_device(device).type == "cpu" else 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers={workers!r} is invalid; allowed: 'auto' (one per core on the CPU, 1 on a GPU) "
-                         "or an integer >= 1")
-    return workers
-
-
-def workers_from_env() -> int | str:
-    """$SPARSITY_WORKERS (set by `make book WORKERS=N`): 'auto' when unset or empty, else an integer >= 1."""
-    text = os.environ.get("SPARSITY_WORKERS", "").strip() or "auto"
-    if text == "auto":
-        return text
-    try:
-        return local_workers(int(text))
-    except ValueError:
-        raise ValueError(f"SPARSITY_WORKERS={text!r} is invalid; allowed: auto or an integer >= 1") from None
-
-
 def init_worker() -> None:
     """Each pool worker computes on one thread: N single-threaded runs use N cores better than one run
     on N threads (BENCHMARKS.md, section 5), and N workers on N threads each would oversubscribe."""
     torch.set_num_threads(1)
 
 
-def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bool = True, workers: int = 1) -> list:
+def run_locally(tasks, execution: Execution, *, retries: int = 2, progress: bool = True, workers: int = 1) -> list:
     """Run the tasks on this machine; the failures as (config, error) pairs.
 
     workers=1 (or a single task): one after another in this process. workers=N: in a pool of N worker
@@ -247,13 +165,13 @@ def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bo
     """
     workers = min(local_workers(workers), len(tasks))
     if workers > 1:
-        return run_in_pool(tasks, settings, retries=retries, progress=progress, workers=workers)
+        return run_in_pool(tasks, execution, retries=retries, progress=progress, workers=workers)
     failures = []
     with progress_bar(len(tasks), "local", progress) as bar:
         for task in tasks:
             for attempt in range(retries + 1):
                 try:
-                    run_task(task, settings)
+                    run_task(task, execution)
                     break
                 except Exception as error:  # a crashed run: try again from its checkpoint
                     if attempt == retries:
@@ -262,12 +180,12 @@ def run_locally(tasks, settings: TaskSettings, *, retries: int = 2, progress: bo
     return failures
 
 
-def run_in_pool(tasks, settings: TaskSettings, *, retries: int, progress: bool, workers: int) -> list:
+def run_in_pool(tasks, execution: Execution, *, retries: int, progress: bool, workers: int) -> list:
     """Run the tasks in a `ProcessPoolExecutor` of `workers` single-threaded processes writing the same
     store; the failures as (config, error) pairs, as the Ray and SLURM backends report them.
 
     Workers are started with 'spawn' (a forked child would inherit torch's thread pools mid-state), so
-    they import the package afresh and `settings.train_fn` must be importable by name. A task that
+    they import the package afresh and `execution.train_fn` must be importable by name. A task that
     raises is resubmitted `retries` times. A worker that dies (killed, out of memory) breaks the whole
     pool: every task it held counts one attempt, and the unfinished ones go to a new pool.
     """
@@ -275,16 +193,16 @@ def run_in_pool(tasks, settings: TaskSettings, *, retries: int, progress: bool, 
     pending = [(task, 0) for task in tasks]
     with progress_bar(len(tasks), f"{workers} local workers", progress) as bar:
         while pending:
-            pending = pool_round(pending, settings, retries, workers, bar, failures)
+            pending = pool_round(pending, execution, retries, workers, bar, failures)
     return failures
 
 
-def pool_round(pending, settings: TaskSettings, retries: int, workers: int, bar: tqdm, failures: list) -> list:
+def pool_round(pending, execution: Execution, retries: int, workers: int, bar: tqdm, failures: list) -> list:
     """Run (task, attempt) pairs in one pool until all end or the pool breaks; the pairs left for a new pool."""
     context = multiprocessing.get_context("spawn")
     left = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker) as pool:
-        running = {pool.submit(run_task, task, settings): (task, attempt) for task, attempt in pending}
+        running = {pool.submit(run_task, task, execution): (task, attempt) for task, attempt in pending}
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -293,7 +211,7 @@ def pool_round(pending, settings: TaskSettings, retries: int, workers: int, bar:
                     future.result()
                 except Exception as error:  # the task raised, or its worker died (BrokenProcessPool)
                     if attempt < retries:
-                        retry = None if isinstance(error, BrokenProcessPool) else resubmit(pool, task, settings)
+                        retry = None if isinstance(error, BrokenProcessPool) else resubmit(pool, task, execution)
                         if retry is None:
                             left.append((task, attempt + 1))
                         else:
@@ -304,17 +222,17 @@ def pool_round(pending, settings: TaskSettings, retries: int, workers: int, bar:
     return left
 
 
-def resubmit(pool: ProcessPoolExecutor, task, settings: TaskSettings):
+def resubmit(pool: ProcessPoolExecutor, task, execution: Execution):
     """`task` submitted to `pool` again; None when the pool is broken (a worker died meanwhile)."""
     try:
-        return pool.submit(run_task, task, settings)
+        return pool.submit(run_task, task, execution)
     except BrokenProcessPool:
         return None
 
 
 def package_dir() -> str:
-    """This package's folder: shipped to Ray workers so they run the driver's code."""
-    return str(Path(__file__).resolve().parent)
+    """The sparsity_lib folder (this module's grandparent): shipped to Ray workers so they run the driver's code."""
+    return str(Path(__file__).resolve().parents[1])
 
 
 def start_ray(address: str | None, local_cpus: int | None) -> bool:
@@ -337,7 +255,7 @@ def start_ray(address: str | None, local_cpus: int | None) -> bool:
     return True
 
 
-def run_on_ray(tasks, settings: TaskSettings, *, retries: int = 2, progress: bool = True, address: str | None = None,
+def run_on_ray(tasks, execution: Execution, *, retries: int = 2, progress: bool = True, address: str | None = None,
                cpus_per_task: float = 1, gpus_per_task: float | None = None, local_cpus: int | None = None) -> list:
     """Run the tasks as Ray tasks; the failures as (config, error) pairs.
 
@@ -354,7 +272,7 @@ def run_on_ray(tasks, settings: TaskSettings, *, retries: int = 2, progress: boo
             gpus_per_task = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
         remote = ray.remote(run_task).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=retries,
                                               retry_exceptions=True, name="sparsity_run")
-        running = {remote.remote(task, settings): task for task in tasks}
+        running = {remote.remote(task, execution): task for task in tasks}
         failures = []
         with progress_bar(len(tasks), "ray", progress) as bar:
             while running:
@@ -376,11 +294,11 @@ class SlurmTask:
     makes submitit requeue the same call when the job times out or is preempted; the requeued job
     resumes each run from its last checkpoint."""
 
-    def __init__(self, settings: TaskSettings):
-        self.settings = settings
+    def __init__(self, execution: Execution):
+        self.execution = execution
 
     def __call__(self, task):
-        return run_task(task, self.settings)
+        return run_task(task, self.execution)
 
     def checkpoint(self, task):
         from submitit.helpers import DelayedSubmission
@@ -408,7 +326,7 @@ def slurm_executor(folder, cluster: str, partition: str | None, time_min: int, g
     return executor
 
 
-def run_on_slurm(tasks, settings: TaskSettings, *, retries: int = 2, progress: bool = True, folder=None,
+def run_on_slurm(tasks, execution: Execution, *, retries: int = 2, progress: bool = True, folder=None,
                  partition: str | None = None, time_min: int = 24 * 60, gpus_per_task: int = 1,
                  cpus_per_task: int = 4, parallelism: int | None = None, cluster: str = "slurm",
                  poll_s: float = 5.0) -> list:
@@ -421,9 +339,9 @@ def run_on_slurm(tasks, settings: TaskSettings, *, retries: int = 2, progress: b
     'local' to run each task as a subprocess of this machine, all at once (tests). poll_s:
     seconds between status checks (submitit rate-limits its own sacct calls).
     """
-    folder = Path(folder) if folder else Path(settings.store) / "slurm"
+    folder = Path(folder) if folder else Path(execution.run_store.root) / "slurm"
     executor = slurm_executor(folder / "%j", cluster, partition, time_min, gpus_per_task, cpus_per_task, parallelism)
-    callable_ = SlurmTask(settings)
+    callable_ = SlurmTask(execution)
     running = {job: (task, 0) for job, task in zip(executor.map_array(callable_, tasks), tasks)}
     failures = []
     with progress_bar(len(tasks), "slurm", progress) as bar:

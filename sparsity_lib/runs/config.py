@@ -11,14 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from .data import SYNTHETIC_SIZES
-from .models import ACTIVATIONS, MODELS, WIDTH_VARIANTS, layer_names
-from .optim import OPTIMIZERS
-from .validation import is_int as _is_int
-from .validation import is_number as _is_number
+from ..data.synthetic import SYNTHETIC_SIZES
+from ..nets.models import ACTIVATIONS, MODELS, WIDTH_VARIANTS, layer_names
+from ..nets.optim import OPTIMIZERS
+from ..validation import is_int as _is_int
+from ..validation import is_number as _is_number
 
-__all__ = ["DATASET_CHOICES", "FLOAT_FIELDS", "HARD_SYNTHETIC", "MAX_LR", "PROFILES", "Profile", "RunConfig",
-           "TRAIN_IMAGES", "config_hash", "get_profile", "make_config", "normalize_numbers", "train_images", "validate",
+__all__ = ["config_hash", "DATASET_CHOICES", "FLOAT_FIELDS", "get_profile", "HARD_SYNTHETIC", "make_config", "MAX_LR",
+           "normalize_numbers", "Profile", "PROFILES", "RunConfig", "TRAIN_IMAGES", "train_images", "validate",
            "width_variant"]
 
 DATASET_CHOICES = ("auto", "cifar10", "cifar100", "tinyimagenet", "imagenet", "synthetic")
@@ -285,9 +285,12 @@ def get_profile(name: str) -> Profile:
 def make_config(profile: str = "paper", **fields) -> RunConfig:
     """`RunConfig(**fields)` scaled by the named profile: the one way chapters and the CLI build runs.
 
-    For the synthetic dataset the profile's `synthetic` fields fill in what `fields` leaves out.
+    Without a `dataset` field, the profile's `default_dataset` (the synthetic stand-in at the CPU profiles,
+    CIFAR-10 at `paper`). For the synthetic dataset the profile's `synthetic` fields fill in what `fields`
+    leaves out.
     """
     settings = get_profile(profile)
-    if fields.get("dataset", RunConfig.dataset) == "synthetic":
+    fields.setdefault("dataset", settings.default_dataset)
+    if fields["dataset"] == "synthetic":
         fields = {**settings.synthetic, **fields}
     return settings.apply(RunConfig(**fields))

@@ -1,38 +1,40 @@
-"""Where a batch of missing runs trains: cluster tasks, fused groups, a pool of local worker
-processes, or (when none applies) one after another in this process.
+"""Where a batch of missing runs trains: the one decision, for the command line, the book and scripts.
 
-Chosen from the environment, so `make book BACKEND=ray WORKERS=4` reaches every chapter unchanged.
+Given an `Execution`: backend 'ray' or 'slurm' sends them as cluster tasks (`cluster.run_sweep`);
+on this machine, fused groups when `Execution.fuses()` (fused='on', or 'auto' on CUDA), a pool of
+local worker processes when `workers` resolves to more than one and more than one run is missing,
+else one after another in this process.
 """
 from __future__ import annotations
 
-import os
+from tqdm.auto import tqdm
 
-from .cluster import local_workers, run_sweep, workers_from_env
-from .config import RunConfig
-from .fused import run_or_load_group
-from .store import RunStore
-from .train import pick_device
+from .cluster import run_sweep
+from .config import RunConfig, config_hash
+from .execution import Execution
+from .fused.trainer import run_or_load_group
+from .runner import resolve_config, run_or_load
 
-__all__ = ["train_elsewhere"]
+__all__ = ["missing_count", "run_or_load_all"]
 
 
-def train_elsewhere(configs: list[RunConfig], *, store: RunStore, data_root=None, device: str = "auto",
-                    profile: str = "", fresh: bool = False, progress: bool = True) -> bool:
-    """Train `configs` as cluster tasks ($SPARSITY_BACKEND, e.g. `make book BACKEND=ray`), as fused
-    groups ($SPARSITY_FUSED: auto = on CUDA only) or in a pool of local worker processes
-    ($SPARSITY_WORKERS, e.g. `make book WORKERS=4`; auto = one per core on the CPU, 1 on a GPU);
-    False when none applies (one worker, or a single run: it trains in this process)."""
-    common = dict(store=store, data_root=data_root, device=device, profile=profile, fresh=fresh, progress=progress)
-    backend = os.environ.get("SPARSITY_BACKEND", "local")
-    if backend != "local":
-        run_sweep(configs, backend=backend, **common)
-        return True
-    fused = os.environ.get("SPARSITY_FUSED", "auto")
-    if fused == "on" or (fused == "auto" and str(pick_device(device)).startswith("cuda")):
-        run_or_load_group(configs, fused=fused, **common)
-        return True
-    workers = local_workers(workers_from_env(), device)
-    if workers > 1 and len(configs) > 1:
-        run_sweep(configs, backend="local", workers=workers, **common)
-        return True
-    return False
+def missing_count(configs: list[RunConfig], execution: Execution) -> int:
+    """How many of `configs` would train: all with `fresh`, else those without a record file."""
+    store = execution.run_store
+    return len(configs) if execution.fresh else sum(not store.record_path(config_hash(c)).exists() for c in configs)
+
+
+def run_or_load_all(configs: list[RunConfig], execution: Execution, **backend_options) -> list[dict]:
+    """The records of `configs`, in order: the missing ones (all with `fresh`) trained where `execution`
+    says (module docstring), each exactly once, then every record read from the store.
+    `backend_options` go to `cluster.run_sweep` (ray: address, ...; slurm: folder, partition, ...)."""
+    configs = [resolve_config(config, execution.data_root)[0] for config in configs]
+    missing = missing_count(configs, execution)
+    if execution.backend != "local" or (missing > 1 and execution.worker_count() > 1 and not execution.fuses()):
+        run_sweep(configs, execution, **backend_options)
+        store = execution.run_store
+        return [store.load(config_hash(config)) for config in configs]
+    if execution.fuses():
+        return run_or_load_group(configs, execution)
+    bar = tqdm(configs, desc="runs", disable=not (execution.progress and missing), leave=False)
+    return [run_or_load(config, execution) for config in bar]

@@ -5,7 +5,7 @@ Shared by the verdicts (`claims`), the tables and the figures, so a setting read
 """
 from __future__ import annotations
 
-__all__ = ["OPTIMIZER_NAMES", "format_strength", "regularizer_of", "setting_label"]
+__all__ = ["format_strength", "OPTIMIZER_NAMES", "regularizer_of", "setting_label"]
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "amsgrad": "AMSGrad", "adamax": "Adamax",
                    "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSProp"}

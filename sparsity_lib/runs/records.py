@@ -1,4 +1,4 @@
-"""A run's record, the one format both trainers produce (`train.train`, `fused.train_group`) and the
+"""A run's record, the one format both trainers produce (`training.train`, `fused.trainer.train_group`) and the
 store keeps: config, config_hash, per-epoch history, final metrics (Tables 1-2), BN snapshots
 (Fig. 2), universality (Fig. 3), final BN parameters, the weights' sha256, and provenance (what
 data, device, code and time produced it). `check_record` says whether a parsed record can be
@@ -17,13 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.images import ImageData
+from ..nets.sparsity import bn_parameters
+from ..validation import is_int, is_number
 from .config import RunConfig, config_hash
-from .data import ImageData
-from .sparsity import bn_parameters
-from .validation import is_int, is_number
 
-__all__ = ["HEADLINE_METRICS", "PRUNED_METRICS", "RECORD_KEYS", "RECORD_KINDS", "check_record", "device_name",
-           "git_commit", "history_entry", "provenance", "record_digest", "run_record"]
+__all__ = ["check_record", "device_name", "git_commit", "HEADLINE_METRICS", "history_entry", "provenance",
+           "PRUNED_METRICS", "record_digest", "RECORD_KEYS", "RECORD_KINDS", "run_record"]
 
 RECORD_KINDS = ("run", "pruned")  # a trained run (with weights), a pruned one (rebuilt from its run's weights)
 RECORD_KEYS = ("config", "config_hash", "final", "history", "provenance")  # every kind's
@@ -153,7 +153,7 @@ def _check_numbers(final: dict, required: tuple, optional: tuple) -> None:
 
 
 def _check_run_fields(record: dict) -> None:
-    """A trained run's fields that frames, tables, claims and `train.load_model` index: provenance
+    """A trained run's fields that frames, tables, claims and `build.load_model` index: provenance
     (data, image size in pixels, steps), the per-layer rows of `final.layers`, each history entry's
     step and inactive_gamma, the BN parameters, and a 64-hex-digit weights_sha256."""
     if not (len(record["weights_sha256"]) == 64 and all(c in "0123456789abcdef" for c in record["weights_sha256"])):

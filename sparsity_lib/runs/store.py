@@ -1,231 +1,48 @@
-"""The run store: where finished runs live, and how they are written and served safely.
+"""The run store: one folder of `<config_hash>.json` records and `<hash>-<prefix>.pt` weights.
 
-A store folder holds `<key>.json` (a run's record) and `<key>-<sha>.pt` (its final weights, named by
-the first 16 hex digits of their sha256). Nothing on disk is trusted: `RunStore.load` serves a record
-only when it is a bounded regular file that parses, passes `records.check_record`, matches the content
-hash in its `record_sha256`, and names weights whose sha256 is its `weights_sha256`. Writes are atomic
-(a temporary file, then a rename) and the record is written last, so a reader never sees a record
-without its weights, even with two writers of one run. `resolve_store` / `resolve_data_root` find the
-store and datasets folders at each use.
-"""
+`RunStore` serves a record only when its `record_sha256`, its config hash and its weights' sha256
+all check out; a record or weights file that fails is set aside and recomputed, never served.
+Every write is atomic (a temporary file, then a rename), so a kill -9 or a concurrent sweep leaves
+either the old file or the new one, never half of one."""
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import re
-import stat
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
+from ..folders import resolve_store
+from ..validation import check_choice
+from .files import (
+    STALE_TEMPORARY_S,
+    Unservable,
+    _fsync,
+    atomic_write_text,
+    file_sha256,
+    is_temporary,
+    message_line,
+    read_record,
+    record_text,
+    set_aside,
+    temporary_path,
+)
+from .records import (
+    RECORD_KINDS,
+    check_record,
+    record_digest,
+)
 
-from .records import HEADLINE_METRICS, RECORD_KEYS, RECORD_KINDS, check_record, record_digest
-from .validation import check_choice
-
-__all__ = ["CACHE_NAME", "HEADLINE_METRICS", "KEY_PATTERN", "MAX_RECORD_BYTES", "RECORD_KEYS", "RunStore",
-           "STALE_TEMPORARY_S", "Unservable", "atomic_write", "atomic_write_text", "check_record", "checkout_root",
-           "file_sha256", "is_key", "is_temporary", "read_record", "record_text", "resolve_data_root",
-           "resolve_store", "set_aside", "temporary_path"]
-
-CACHE_NAME = "implicit-sparsity-book"  # the per-user cache folder used outside a checkout
-STALE_TEMPORARY_S = 3600.0  # a write's temporary file older than this was left by a killed process
+__all__ = ["is_key", "KEY_PATTERN", "RunStore"]
 KEY_PATTERN = re.compile(r"[0-9a-f]{16}")  # a run's key: `config.config_hash`
 WEIGHTS_NAME = re.compile(r"(?P<key>[0-9a-f]{16})-(?P<prefix>[0-9a-f]{16})\.pt")
-MAX_RECORD_BYTES = 64 << 20  # the largest record read (the committed ones are under 200 kB)
-
-
-class Unservable(ValueError):
-    """Why a store entry cannot be served. `keep`: leave it in place (a symbolic link, a record of
-    the old format: not the store's to move); `weights`: the weights file that failed its check."""
-
-    def __init__(self, reason: str, keep: bool = False, weights: Path | None = None):
-        super().__init__(reason)
-        self.keep, self.weights = keep, weights
-
-
-def checkout_root() -> Path | None:
-    """The repository folder when the package runs from a checkout (a clone, `pip install -e .`),
-    else None (a wheel installed into site-packages)."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def _folder(explicit, parameter: str, variable: str, in_checkout: str) -> Path:
-    """`explicit`, else $`variable`, else the checkout's `in_checkout`, else the per-user cache's.
-
-    Resolved at each use, not at import, so the working folder (a notebook's, Colab's) never matters.
-    An empty `explicit` or $`variable` is a ValueError: taken as "not given", it would silently send
-    writes into the checkout's committed folder.
-    """
-    if explicit is not None:
-        if not str(explicit).strip():
-            raise ValueError(f"{parameter}={str(explicit)!r} is empty; allowed: a folder path, or None for "
-                             f"${variable}, else the checkout's {in_checkout}/")
-        return Path(explicit)
-    value = os.environ.get(variable)
-    if value is not None:
-        if not value.strip():
-            raise ValueError(f"${variable}={value!r} is empty; allowed: a folder path, or unset it for the "
-                             f"checkout's {in_checkout}/")
-        return Path(value)
-    root = checkout_root()
-    if root is not None:
-        return root / in_checkout
-    return platformdirs.user_cache_path(CACHE_NAME) / in_checkout
-
-
-def resolve_store(store=None) -> Path:
-    """The run store folder: `store`, else $SPARSITY_STORE, else the checkout's results/ (the
-    committed runs), else results/ in the per-user cache folder."""
-    return _folder(store, "store", "SPARSITY_STORE", "results")
-
-
-def resolve_data_root(data_root=None) -> Path:
-    """The datasets folder: `data_root`, else $SPARSITY_DATA, else the checkout's data/, else data/
-    in the per-user cache folder."""
-    return _folder(data_root, "data_root", "SPARSITY_DATA", "data")
-
-
-def temporary_path(path: Path) -> Path:
-    """A fresh name beside `path` for a write-then-rename, unique across threads, processes and
-    hosts: a pid is not (containers and cluster nodes sharing one store reuse pids)."""
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def is_temporary(path: Path) -> bool:
-    """Whether `path` is named like a `temporary_path` (`.<name>.<32 hex digits>.tmp`)."""
-    return re.fullmatch(r"\..+\.[0-9a-f]{32}\.tmp", path.name) is not None
 
 
 def is_key(name: str) -> bool:
     """Whether `name` is a run key (16 hex digits, what `config_hash` makes)."""
     return KEY_PATTERN.fullmatch(name) is not None
-
-
-def _kind_of(mode: int) -> str:
-    return {stat.S_IFDIR: "folder", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket", stat.S_IFCHR: "character device",
-            stat.S_IFBLK: "block device"}.get(stat.S_IFMT(mode), "special file")
-
-
-def _open_regular(path: Path, limit: int | None = None) -> int:
-    """A read-only descriptor of `path`, a regular file of at most `limit` bytes (None: any size).
-
-    Raises Unservable otherwise: a symbolic link is not followed (keep=True), a FIFO is never waited
-    on (opened non-blocking, then refused), a folder or a file over `limit` is refused.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        descriptor = os.open(path, flags)
-    except OSError as error:
-        if error.errno == errno.ELOOP or Path(path).is_symlink():
-            raise Unservable("it is a symbolic link, not followed", keep=True) from None
-        raise
-    info = os.fstat(descriptor)
-    if not stat.S_ISREG(info.st_mode) or (limit is not None and info.st_size > limit):
-        os.close(descriptor)
-        what = f"{info.st_size:,} bytes, over the {limit:,} allowed" if stat.S_ISREG(info.st_mode) else \
-            f"a {_kind_of(info.st_mode)}, not a regular file"
-        raise Unservable(f"it is {what}")
-    return descriptor
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 hex digest of a regular file's bytes (the store's weights checksum); Unservable (a
-    ValueError) for a link, a folder or a FIFO, which hold no weights."""
-    digest = hashlib.sha256()
-    with os.fdopen(_open_regular(path), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def read_record(path: Path, limit: int | None = None):
-    """The parsed JSON of the record file `path`, read without trusting it: a regular file (see
-    `_open_regular`) of at most `limit` bytes (None: MAX_RECORD_BYTES), UTF-8, nested no deeper than
-    Python's recursion limit. Raises FileNotFoundError when absent, Unservable saying why it cannot be parsed."""
-    limit = MAX_RECORD_BYTES if limit is None else limit
-    with os.fdopen(_open_regular(path, limit), "rb") as handle:
-        data = handle.read(limit + 1)
-    try:
-        return json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise Unservable("its JSON is nested too deep to be a record") from None
-    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
-        raise Unservable(str(error).splitlines()[0]) from None
-
-
-def record_text(record: dict) -> str:
-    """The text of a record file: the one formatting `RunStore.save` (and the migration) writes."""
-    return json.dumps(record, indent=1, sort_keys=True)
-
-
-def set_aside(path: Path, reason: str, what: str = "record") -> None:
-    """Rename a damaged store entry to `<name>.corrupt` (kept for inspection; a unique name when that
-    one is taken) and warn in one line, naming it."""
-    aside = path.with_name(path.name + ".corrupt")
-    try:
-        try:
-            os.replace(path, aside)
-        except OSError as error:
-            if isinstance(error, FileNotFoundError):
-                raise
-            aside = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.corrupt")  # e.g. a folder already there
-            os.replace(path, aside)
-    except FileNotFoundError:  # another reader moved it aside first
-        pass
-    warnings.warn(f"run store: {what} {path} is corrupt ({reason}); moved to {aside.name}, will recompute")
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
-def atomic_write(path: Path, write) -> None:
-    """`write(tmp)` fills a temporary file in the same folder, which is then renamed to `path`: readers
-    never see half a file, an interrupted write never replaces a good one, and concurrent writers of
-    the same path (cluster workers finishing one config) never share a temporary file.
-
-    A failed write (a full disk: torch's stream writer raises RuntimeError, not OSError) raises an
-    OSError of one line naming `path`; the temporary file is removed and the previous file is intact.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_path(path)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as error:  # OSError(errno, ...) keeps the subclass (PermissionError, ...)
-        raise OSError(error.errno or errno.EIO, f"cannot write {path}: {error.strerror or _first_line(error)}; "
-                                                "the previous file, if any, is unchanged") from None
-    except RuntimeError as error:  # torch.save reports a full disk as RuntimeError
-        raise OSError(errno.EIO, f"cannot write {path}: {_first_line(error)} (is the disk full?); the previous "
-                                 "file, if any, is unchanged") from None
-    finally:
-        tmp.unlink(missing_ok=True)  # only left when the write failed
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """`text` written to `path` atomically (see `atomic_write`) and synced to disk."""
-    def write(tmp: Path) -> None:
-        with open(tmp, "x") as handle:  # "x": never write into a file someone else created
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    atomic_write(path, write)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a written file to disk (weights must be durable before the record naming them is)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @dataclass
@@ -300,7 +117,7 @@ class RunStore:
         except Unservable:
             raise
         except (ValueError, TypeError, KeyError, AttributeError) as error:  # whatever a damaged config raises
-            raise Unservable(_first_line(error)) from None
+            raise Unservable(message_line(error)) from None
         if self.kind == "run":
             self._check_weights(record)
         return record
@@ -442,7 +259,7 @@ class RunStore:
         except FileNotFoundError:
             return None
         except (Unservable, OSError) as error:
-            warnings.warn(f"run store: analysis {path} skipped ({_first_line(error)})")
+            warnings.warn(f"run store: analysis {path} skipped ({message_line(error)})")
             return None
         if not isinstance(found, dict) or found.get("record_sha256") != record_digest(found):
             warnings.warn(f"run store: analysis {path} skipped (its record_sha256 does not match its content)")

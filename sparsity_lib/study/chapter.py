@@ -1,20 +1,25 @@
-"""The chapter context: what a chapter notebook runs with (profile, dataset, device, seeds, store).
+"""The chapter context: what a chapter notebook runs with (profile, dataset, seeds, and an `Execution`:
+store, device, where missing runs train).
 
 Built from a notebook's parameters cell; every run of the chapter goes through `Chapter.runs`
 (train missing, load stored) or `Chapter.stored_runs` (load only, else `MissingRuns`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tqdm.auto import tqdm
-
-from .config import DATASET_CHOICES, RunConfig, config_hash, get_profile, make_config
-from .dispatch import train_elsewhere
-from .runner import resolve_config, run_or_load
-from .store import RunStore
-from .train import pick_device
-from .validation import is_int as _is_int
+from ..runs.build import pick_device
+from ..runs.config import (
+    DATASET_CHOICES,
+    RunConfig,
+    config_hash,
+    get_profile,
+    make_config,
+)
+from ..runs.dispatch import missing_count, run_or_load_all
+from ..runs.execution import Execution
+from ..runs.runner import resolve_config
+from ..validation import is_int as _is_int
 
 __all__ = ["Chapter", "MissingRuns"]
 
@@ -25,18 +30,17 @@ class MissingRuns(LookupError):
 
 @dataclass
 class Chapter:
-    """What a chapter notebook runs with: profile, resolved dataset, device, seeds and store.
+    """What a chapter notebook runs with: profile, resolved dataset, seeds, and where its runs execute.
 
-    Built from the notebook's parameters cell; every run of the chapter goes through `runs`, so a
-    re-executed chapter with new parameters trains only the configurations not yet stored.
+    Built from the notebook's parameters cell (`sparsity_lib.environment.open_chapter` adds the
+    environment's store and backend); every run of the chapter goes through `runs`, so a re-executed
+    chapter with new parameters trains only the configurations not yet stored. `execution` is stamped
+    with this chapter's profile.
     """
     profile: str = "cpu"
     dataset: str = "auto"
-    data_root: str | None = None
-    device: str = "auto"
     seeds: int | None = None
-    fresh: bool = False
-    store: str | None = None
+    execution: Execution = field(default_factory=Execution)
 
     def __post_init__(self):
         self.settings = get_profile(self.profile)
@@ -44,10 +48,21 @@ class Chapter:
             raise ValueError(f"dataset={self.dataset!r} is unknown; allowed: {', '.join(DATASET_CHOICES)}")
         if self.seeds is not None and (not _is_int(self.seeds) or self.seeds < 1):
             raise ValueError(f"seeds={self.seeds!r} is invalid; allowed: None (the profile's) or an integer >= 1")
+        if not isinstance(self.execution, Execution):
+            raise ValueError(f"execution={self.execution!r} is invalid; allowed: an Execution")
+        self.execution = self.execution.replace(profile=self.profile)
         probe, self.dataset_reason = resolve_config(RunConfig(dataset=self.dataset), self.data_root)
         self.dataset_used = probe.dataset
         self.device_used = str(pick_device(self.device))
-        self.run_store = RunStore(self.store)
+        self.run_store = self.execution.run_store
+
+    @property
+    def data_root(self):
+        return self.execution.data_root
+
+    @property
+    def device(self) -> str:
+        return self.execution.device
 
     @property
     def fell_back_to_synthetic(self) -> bool:
@@ -63,23 +78,15 @@ class Chapter:
         return make_config(self.profile, seed=seed, **fields)
 
     def runs(self, variants: list[dict], progress: bool = True) -> list[dict]:
-        """Records for every variant (a dict of RunConfig fields) and every seed, trained if missing."""
+        """Records for every variant (a dict of RunConfig fields) and every seed, trained if missing
+        (where `execution` says: `dispatch.run_or_load_all`)."""
         configs = [self.config(seed=seed, **fields) for fields in variants for seed in self.seed_list]
-        stored = sum(self.run_store.record_path(config_hash(c)).exists() for c in configs)
-        to_train = len(configs) if self.fresh else len(configs) - stored
+        execution = self.execution.replace(progress=progress)
+        to_train = missing_count(configs, execution)
         if progress and to_train:
-            print(f"{stored} of {len(configs)} runs stored; training {to_train} "
+            print(f"{len(configs) - to_train} of {len(configs)} runs stored; training {to_train} "
                   f"(profile {self.profile}, device {self.device_used})")
-        # Runs just trained by a cluster or the fused trainer are loaded, not retrained by `fresh`.
-        trained_elsewhere = bool(to_train) and train_elsewhere(configs, store=self.run_store, data_root=self.data_root,
-                                                           device=self.device, profile=self.profile, fresh=self.fresh,
-                                                           progress=progress)
-        records = []
-        for config in tqdm(configs, desc="runs", disable=not (progress and to_train), leave=False):
-            records.append(run_or_load(config, store=self.run_store, data_root=self.data_root,
-                                       device=self.device, profile=self.profile, progress=progress,
-                                       fresh=self.fresh and not trained_elsewhere))
-        return records
+        return run_or_load_all(configs, execution)
 
     def stored_runs(self, variants: list[dict]) -> list[dict]:
         """Like `runs`, but never trains: raises MissingRuns naming how many runs the store lacks."""

@@ -1,16 +1,17 @@
 """The paper's ten qualitative claims as tested verdicts on stored run records.
 
-Each `claimN_*` function takes the records a chapter trained (plain JSON records of `train.train`,
-or the pruned records of `prune.prune_or_load` for claim 10) and returns a `Verdict`: holds, fails
+Each `claimN_*` function takes the records a chapter trained (plain JSON records of `training.train`,
+or the pruned records of `pruning.runner.prune_or_load` for claim 10) and returns a `Verdict`: holds, fails
 or not tested, the numbers it used, and a one-line reason. Every criterion is written in its
-function's docstring from the paper's wording (TABLES.md "qualitative claims"; the paper's
+function's docstring from the paper's wording (its ten qualitative claims, docs/paper_tables.md; the paper's
 sections are named) and was fixed before the recalibrated `cpu` data existed.
 
-The noise rule, shared by every claim (`clearly_greater`): a difference between two settings
-counts only when the difference of their seed means exceeds both `MIN_EFFECT` and `NOISE_Z`
-standard errors of that difference. A setting with a single seed has no measured spread; it is
-given `ASSUMED_SPREAD` (so one-seed comparisons need larger effects, and each verdict says how
-many seeds it rests on). "Comparable error" means test errors within `COMPARABLE_ERROR` points.
+The noise rule, shared by every claim (`clearly_greater`, from `study.seeds` with the seed
+statistic and the grouping into settings): a difference between two settings counts only when the
+difference of their seed means exceeds both `MIN_EFFECT` and `NOISE_Z` standard errors of that
+difference. A setting with a single seed has no measured spread; it is given `ASSUMED_SPREAD` (so
+one-seed comparisons need larger effects, and each verdict says how many seeds it rests on).
+"Comparable error" means test errors within `COMPARABLE_ERROR` points.
 """
 from __future__ import annotations
 
@@ -21,19 +22,27 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .labels import format_strength, setting_label
-from .sparsity import GAMMA_THRESHOLD
+from ..nets.sparsity import GAMMA_THRESHOLD
+from ..runs.labels import format_strength
+from .seeds import (
+    ASSUMED_SPREAD,
+    MIN_EFFECT,
+    NOISE_Z,
+    Estimate,
+    Setting,
+    clearly_greater,
+    margin,
+    one_setting_each,
+    settings,
+)
 
-__all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIMS", "COMPARABLE_ERROR", "FAILS", "HOLDS", "MIN_EFFECT", "NOISE_Z",
-           "NOT_TESTED", "one_setting_each", "UNCHANGED_ERROR", "claim10_pruning", "claim1_regularization_strength",
-           "claim2_adaptive_vs_sgd", "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location",
-           "claim6_betas_and_selectivity", "claim7_adam_l2_decay", "claim8_batch_and_width", "claim9_variants",
-           "clearly_greater", "Estimate", "margin", "scorecard", "Setting", "settings", "steps_to_fraction", "Verdict"]
+__all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "claim10_pruning", "claim1_regularization_strength", "claim2_adaptive_vs_sgd",
+           "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location", "claim6_betas_and_selectivity",
+           "claim7_adam_l2_decay", "claim8_batch_and_width", "claim9_variants", "CLAIMS", "clearly_greater",
+           "COMPARABLE_ERROR", "Estimate", "FAILS", "HOLDS", "margin", "MIN_EFFECT", "NOISE_Z", "NOT_TESTED",
+           "one_setting_each", "scorecard", "Setting", "settings", "steps_to_fraction", "UNCHANGED_ERROR", "Verdict"]
 
 HOLDS, FAILS, NOT_TESTED = "holds", "fails", "not tested"
-MIN_EFFECT = 2.0          # percentage points of features: the smallest sparsity difference that counts
-NOISE_Z = 2.0             # a difference must exceed this many standard errors of the difference
-ASSUMED_SPREAD = 2.0      # points: seed-to-seed std assumed for a one-seed setting (measured 1.6 at `cpu`)
 COMPARABLE_ERROR = 3.0    # test-error points within which two settings count as "at comparable error"
 UNCHANGED_ERROR = 0.3     # test-error points: "removing dead filters leaves the error unchanged"
 ADAPTIVE = ("adam", "adagrad", "adadelta", "rmsprop", "adamax")  # the paper's adaptive methods (Table 1)
@@ -69,72 +78,6 @@ class Verdict:
         return f"Claim {self.claim} {self.status}: {self.reason}"
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """Mean, sample std (nan for one value) and count of one measure over the seeds of a setting."""
-    mean: float
-    std: float
-    n: int
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> "Estimate":
-        values = [float(v) for v in values]
-        if not values:
-            raise ValueError("an estimate needs at least one value")
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
-        return cls(float(np.mean(values)), std, len(values))
-
-    def spread(self, assumed: float = ASSUMED_SPREAD) -> float:
-        """The seed std, or `assumed` when it cannot be measured (one seed)."""
-        return assumed if self.n < 2 else self.std
-
-    def __str__(self) -> str:
-        return f"{self.mean:.1f}" if self.n < 2 else f"{self.mean:.1f}±{self.std:.1f}"
-
-
-def margin(a: Estimate, b: Estimate, floor: float = MIN_EFFECT, assumed: float = ASSUMED_SPREAD) -> float:
-    """How far a.mean must exceed b.mean to count: max(floor, NOISE_Z standard errors of the difference)."""
-    error = math.sqrt(a.spread(assumed) ** 2 / a.n + b.spread(assumed) ** 2 / b.n)
-    return max(floor, NOISE_Z * error)
-
-
-def clearly_greater(a: Estimate, b: Estimate, floor: float = MIN_EFFECT, assumed: float = ASSUMED_SPREAD) -> bool:
-    """The noise rule: a exceeds b by more than `margin(a, b)`."""
-    return a.mean - b.mean > margin(a, b, floor, assumed)
-
-
-# ------------------------------------------------------------------------------ settings
-@dataclass(frozen=True)
-class Setting:
-    """The seeds of one configuration: its config (seed removed), sparsity and test error estimates."""
-    config: dict
-    sparsity: Estimate
-    error: Estimate
-    records: tuple = ()
-
-    @property
-    def strength(self) -> float:
-        """The regularization strength: L2 when set, else WD, else 0."""
-        return self.config["l2"] or self.config["wd"]
-
-    @property
-    def label(self) -> str:
-        """'Adam L2 1e-3', 'SGD WD 1e-3', 'Adam L2 0' (`labels.setting_label`)."""
-        return setting_label(self.config)
-
-
-def settings(records: Sequence[dict], measure: str = "sparsity_gamma") -> list[Setting]:
-    """Records grouped by config without the seed, in first-seen order; `measure` in % of features."""
-    groups: dict[str, list[dict]] = {}
-    for record in records:
-        config = {k: v for k, v in record["config"].items() if k != "seed"}
-        groups.setdefault(repr(sorted(config.items())), []).append(record)
-    return [Setting({k: v for k, v in group[0]["config"].items() if k != "seed"},
-                    Estimate.of([r["final"][measure] for r in group]),
-                    Estimate.of([r["final"]["test_err"] for r in group]), tuple(group))
-            for group in groups.values()]
-
-
 def _seeds(found: Sequence[Setting]) -> str:
     counts = sorted({s.sparsity.n for s in found})
     return "/".join(map(str, counts)) + (" seed" if counts == [1] else " seeds")
@@ -150,17 +93,6 @@ def _combine(claim: int, parts: dict[str, Verdict], numbers: dict) -> Verdict:
     status = FAILS if FAILS in statuses else HOLDS if all(s == HOLDS for s in statuses) else NOT_TESTED
     reason = "; ".join(f"{name}: {part.status} ({part.reason})" for name, part in parts.items())
     return Verdict(claim, status, reason, numbers)
-
-
-def one_setting_each(groups: Sequence[tuple[str, Sequence[dict]]], what: str) -> list[tuple[str, Setting]]:
-    """(label, Setting) per group; a group must hold the seeds of exactly one setting."""
-    found = []
-    for label, records in groups:
-        group = settings(records)
-        if len(group) != 1:
-            raise ValueError(f"{what} {label!r} must hold the seeds of one setting, got {len(group)} settings")
-        found.append((label, group[0]))
-    return found
 
 
 def _rises_along(found: Sequence[Setting]) -> tuple[bool, bool]:

@@ -12,11 +12,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from .optim import adagrad_steps_to_threshold
-from .sparsity import GAMMA_THRESHOLD
+from ..nets.optim import adagrad_steps_to_threshold
+from ..nets.sparsity import GAMMA_THRESHOLD
 
-__all__ = ["GROUPS", "death_curve", "death_milestones", "layer_groups", "milestone_frame",
-           "predicted_adagrad_deaths"]
+__all__ = ["death_curve", "death_milestones", "GROUPS", "layer_groups", "milestone_frame", "predicted_adagrad_deaths"]
 
 GROUPS = ("early", "middle", "late")
 

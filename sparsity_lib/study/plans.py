@@ -1,39 +1,29 @@
-"""Which runs each of the paper's ten claims is judged on, and the verdicts they give.
-
-One place for the chapters and the intro's scorecard: `claim_verdicts(chapter)` judges every claim
-on the runs listed here (three seeds each at `cpu` and `paper`), from the store only or training
-what is missing. The criteria themselves live in `claims`; this module only chooses the records.
-The L2 strength of the Sec. 5 experiments is the profile's `section5_l2` (the paper's default 1e-4;
-1e-3 at `cpu`, where runs are too short for 1e-4 to kill filters: BENCHMARKS.md, calibration).
-"""
+"""Which runs each chapter and claim needs: the configurations (variants) of every table and figure
+at a chapter's profile, dataset and seeds, and the lists the book trains (`all_variants`,
+`train_book_runs`). Pure planning: nothing here trains or judges."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable
 
-from . import claims
-from .chapter import Chapter, MissingRuns
-from .claims import Verdict
-from .config import RunConfig, config_hash, width_variant
-from .data import DatasetError, load_dataset
-from .labels import setting_label
-from .optim import DEFAULT_LR, simulate_weight
-from .pruned_runs import prune_or_load
-from .store import resolve_data_root
+from ..data.datasets import load_dataset
+from ..data.images import DatasetError
+from ..folders import resolve_data_root
+from ..nets.optim import DEFAULT_LR
+from ..pruning.runner import prune_or_load
+from ..runs.config import RunConfig, config_hash, width_variant
+from .chapter import Chapter
 
-__all__ = ["absent_datasets", "adagrad_state", "ADAGRAD_STATE", "all_variants", "available_runs", "batch_variants",
-           "BATCHES", "book_runs", "chapter10_extra_variants", "chapter7_extra_variants", "chapter7_extras",
-           "chapter9_extra_variants", "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "CLAIM7_DEFAULTS",
-           "claim7_settings", "claim_10", "claim_4", "claim_4_by_classes", "claim_7", "claim_8", "claim_9",
-           "claim_verdicts", "claims_1_to_3", "claims_5_and_6", "claims_chapter8", "class_count_variants",
-           "CLASS_COUNTS", "CLUTTER", "DATASET_LABELS", "dataset_missing", "difficulty_variants",
-           "early_universality", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants",
-           "L1L2_BASE", "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
-           "real_dataset_variants", "REAL_DATASETS", "scorecard", "scorecard_by_profile", "SLIMMING",
-           "slimming_fields", "SLIMMING_FRACTION", "strong_l2", "supplement_optimizer_variants",
-           "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD", "table2_variants", "TINY_BATCHES",
-           "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs", "variant_fields", "verdict_changes",
-           "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
+__all__ = ["absent_datasets", "all_variants", "available_runs", "batch_variants", "BATCHES", "book_runs",
+           "l1l2_extra_variants", "beta_extra_variants", "beta_variants", "vgg_extra_variants",
+           "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "L2_DECAY_DEFAULTS", "l2_decay_settings",
+           "class_count_variants", "CLASS_COUNTS", "CLUTTER", "DATASET_LABELS", "dataset_missing",
+           "difficulty_variants", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants", "L1L2_BASE",
+           "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
+           "real_dataset_variants", "REAL_DATASETS", "SLIMMING", "slimming_fields", "SLIMMING_FRACTION", "strong_l2",
+           "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD",
+           "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs",
+           "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),
@@ -78,42 +68,11 @@ def table1_variants(l2: dict | None = None, wd: dict | None = None) -> list[dict
             + [{"optimizer": name, "l2": 0.0, "wd": float(value)} for name, values in wd.items() for value in values])
 
 
-def _select(records: list[dict], **fields) -> list[dict]:
-    return [r for r in records if all(r["config"][k] == v for k, v in fields.items())]
-
-
-def claims_1_to_3(runs: Runs, l2: dict | None = None, wd: dict | None = None) -> dict[int, Verdict]:
-    """Claims 1-3 on the Table 1 settings (`l2`, `wd` as in `table1_variants`). Each claim asks `runs`
-    for its own settings only, so with `Chapter.stored_runs` a claim whose runs are all stored is judged
-    even while another's are missing (that one is 'not tested', saying which run is missing)."""
-    variants = table1_variants(l2, wd)
-    l2_only = [v for v in variants if not v.get("wd")]
-    adam_l2 = [v for v in l2_only if v["optimizer"] == "adam"]
-    adam_sgd = [v for v in variants if v["optimizer"] in ("adam", "sgd")]
-    return {1: _unless_missing(1, lambda: claims.claim1_regularization_strength(runs(adam_l2))),
-            2: _unless_missing(2, lambda: claims.claim2_adaptive_vs_sgd(runs(l2_only))),
-            3: _unless_missing(3, lambda: claims.claim3_l2_vs_wd(runs(adam_sgd)))}
-
-
-def _unless_missing(number: int, check: Callable[[], Verdict]) -> Verdict:
-    """`check()`, or a 'not tested' verdict naming the missing runs when the store lacks some."""
-    try:
-        return check()
-    except MissingRuns as missing:
-        return Verdict(number, claims.NOT_TESTED, str(missing))
-
-
 def layer_pair_variants(l2: float | None = None) -> list[dict]:
     """The SGD and Adam settings whose layers, betas and universality claims 5 and 6 compare (Table 2):
     both with L2 `l2`; None: the book's 1e-3 (the paper's Table 2 strength at which SGD kills features)."""
     l2 = 1e-3 if l2 is None else float(l2)
     return [{"optimizer": "sgd", "l2": l2}, {"optimizer": "adam", "l2": l2}]
-
-
-def claims_5_and_6(runs: Runs, l2: float | None = None) -> dict[int, Verdict]:
-    """Claims 5 and 6 on `layer_pair_variants(l2)` (None: the book's settings)."""
-    sgd, adam = (runs([variant]) for variant in layer_pair_variants(l2))
-    return {5: claims.claim5_layer_location(sgd, adam), 6: claims.claim6_betas_and_selectivity(sgd, adam)}
 
 
 def difficulty_variants(chapter: Chapter, clutter: list[float] | None = None) -> list[tuple[str, dict]]:
@@ -137,29 +96,6 @@ def class_count_variants(chapter: Chapter, counts: list[int] | None = None) -> l
             for n in (CLASS_COUNTS if counts is None else counts)]
 
 
-def claim_4(chapter: Chapter, runs: Runs, clutter: list[float] | None = None) -> Verdict:
-    """Claim 4 on `difficulty_variants(chapter, clutter)` (None: the book's settings): the scorecard's."""
-    return claims.claim4_task_difficulty([(label, runs([fields]))
-                                          for label, fields in difficulty_variants(chapter, clutter)])
-
-
-def claim_4_by_classes(chapter: Chapter, runs: Runs, counts: list[int] | None = None) -> Verdict | None:
-    """Claim 4's criterion, unchanged, on `class_count_variants(chapter, counts)` (None on real data).
-    Chapter 5 shows it beside the scorecard's clutter verdict; it does not replace it."""
-    tasks = class_count_variants(chapter, counts)
-    return claims.claim4_task_difficulty([(label, runs([fields])) for label, fields in tasks]) if tasks else None
-
-
-def claim_7(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> Verdict:
-    """Claim 7 on simulated single-weight trajectories with zero task gradient (paper Fig. 4). None: the
-    book's settings (`claim7_settings`: Adam's lr 1e-3, L2 1e-4, 3000 steps)."""
-    book = claim7_settings(lr, l2, steps)
-    lr, l2, steps = book["lr"], book["l2"], book["steps"]
-    others = {"Adam+WD": simulate_weight("adam", wd=l2, lr=lr, steps=steps),
-              "SGD+L2": simulate_weight("sgd", l2=l2, steps=steps)}
-    return claims.claim7_adam_l2_decay(simulate_weight("adam", l2=l2, lr=lr, steps=steps), others, lr=lr)
-
-
 def batch_variants(chapter: Chapter, batch_sizes: list[int] | None = None) -> list[tuple[str, dict]]:
     """(label, fields) of Table 3, smallest batch first (`batch_sizes`, None: the book's BATCHES)."""
     sizes = BATCHES if batch_sizes is None else batch_sizes
@@ -172,13 +108,6 @@ def width_variants(chapter: Chapter, widths: list[str] | None = None) -> list[tu
     return [(name, {"optimizer": "adam", "l2": strong_l2(chapter), **width_variant(name)}) for name in names]
 
 
-def claim_8(chapter: Chapter, runs: Runs, batch_sizes: list[int] | None = None,
-            widths: list[str] | None = None) -> Verdict:
-    """Claim 8 on `batch_variants(chapter, batch_sizes)` and `width_variants(chapter, widths)`."""
-    return claims.claim8_batch_and_width([(label, runs([f])) for label, f in batch_variants(chapter, batch_sizes)],
-                                         [(label, runs([f])) for label, f in width_variants(chapter, widths)])
-
-
 def variant_fields(chapter: Chapter, negative_slope: float | None = None,
                    gamma_lr_scale: float | None = None) -> dict[str, dict]:
     """The Adam baseline and the three variants of claim 9 (supplement Tables 2-4). None: the book's
@@ -189,13 +118,6 @@ def variant_fields(chapter: Chapter, negative_slope: float | None = None,
         leaky["negative_slope"] = float(negative_slope)
     return {"adam": base, "amsgrad": {**base, "optimizer": "amsgrad"}, "leaky_relu": leaky,
             "low_gamma_lr": {**base, "gamma_lr_scale": 0.1 if gamma_lr_scale is None else float(gamma_lr_scale)}}
-
-
-def claim_9(chapter: Chapter, runs: Runs, negative_slope: float | None = None,
-            gamma_lr_scale: float | None = None) -> Verdict:
-    """Claim 9 on `variant_fields(chapter, negative_slope, gamma_lr_scale)` (None: the book's settings)."""
-    found = {name: runs([fields]) for name, fields in variant_fields(chapter, negative_slope, gamma_lr_scale).items()}
-    return claims.claim9_variants(found["adam"], found["amsgrad"], found["leaky_relu"], found["low_gamma_lr"])
 
 
 def vgg_fields(chapter: Chapter, depth: int = 16, **fields) -> dict:
@@ -211,13 +133,6 @@ def slimming_fields(chapter: Chapter) -> dict:
     return vgg_fields(chapter, 19, **SLIMMING, **({} if lr is None else {"lr": lr}))
 
 
-def claim_10(chapter: Chapter, runs: Runs) -> Verdict:
-    """Claim 10 on VGG-16 (batch 40, every seed): its dead features removed (no fine-tuning) vs Li et
-    al.'s filter pruning of the same networks, fine-tuned for the profile's `fine_tune_steps`."""
-    bases = runs([vgg_fields(chapter)])
-    return claims.claim10_pruning(pruned(chapter, bases), pruned(chapter, bases, "li", fine_tune=True))
-
-
 def all_variants(chapter: Chapter) -> list[dict]:
     """Every setting (RunConfig fields) a verdict of claims 1-9 rests on, each once (with chapter 5's
     second claim-4 axis, `class_count_variants`)."""
@@ -231,87 +146,10 @@ def all_variants(chapter: Chapter) -> list[dict]:
     return list(unique.values())
 
 
-def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, Verdict]:
-    """Every claim's verdict at the chapter's profile (claim 10 prunes the stored VGG-16 runs, seconds).
-
-    `train_missing=False` judges only what the store holds: a claim whose runs are missing is
-    'not tested' with the reason saying so. `train_missing=True` first trains every run of the book
-    that the store lacks (`train_book_runs`: the verdicts' runs, then the chapters' illustrations).
-    """
-    if train_missing:
-        train_book_runs(chapter)
-    runs = chapter.stored_runs
-    checks = {(1, 2, 3): lambda: claims_1_to_3(runs), (4,): lambda: {4: claim_4(chapter, runs)},
-              (5, 6): lambda: claims_5_and_6(runs), (7,): lambda: {7: claim_7()},
-              (8,): lambda: {8: claim_8(chapter, runs)}, (9,): lambda: {9: claim_9(chapter, runs)},
-              (10,): lambda: {10: claim_10(chapter, runs)}}
-    verdicts: dict[int, Verdict] = {}
-    for numbers, check in checks.items():
-        try:
-            verdicts.update(check())
-        except MissingRuns as missing:
-            verdicts.update({n: Verdict(n, claims.NOT_TESTED, str(missing)) for n in numbers})
-    return verdicts
-
-
-def scorecard(chapter: Chapter, verdicts: dict[int, Verdict] | None = None):
-    """The ten claims with their verdicts at the chapter's profile and the chapter that shows each:
-    a DataFrame (claim, statement, verdict, why, chapter), from the store only (never trains)."""
-    frame = claims.scorecard(claim_verdicts(chapter) if verdicts is None else verdicts)
-    return frame.assign(chapter=frame["claim"].map(CHAPTER_OF_CLAIM))
-
-
-def scorecard_by_profile(chapter: Chapter, profiles: tuple[str, ...] = ("cpu", "long")):
-    """The ten claims judged at each of `profiles` from the store only (never trains): a DataFrame
-    (claim, statement, chapter, then per profile P the columns `P` (its verdict) and `why (P)`), each
-    profile read from `chapter`'s store, dataset, data root and device. Issue 20: one column per length."""
-    frame = None
-    for name in profiles:
-        at = Chapter(profile=name, dataset=chapter.dataset, data_root=chapter.data_root, device=chapter.device,
-                     store=chapter.run_store.root)
-        card = scorecard(at).rename(columns={"verdict": name, "why": f"why ({name})"})
-        frame = card if frame is None else frame.merge(card[["claim", name, f"why ({name})"]], on="claim")
-    return frame[["claim", "statement", "chapter", *[c for c in frame if c not in ("claim", "statement", "chapter")]]]
-
-
-def verdict_changes(frame, first: str, second: str) -> list[int]:
-    """The claims whose verdict differs between profile columns `first` and `second` of
-    `scorecard_by_profile`, leaving out claims not tested at either (no verdict to compare)."""
-    judged = (frame[first] != claims.NOT_TESTED) & (frame[second] != claims.NOT_TESTED)
-    return frame.loc[judged & (frame[first] != frame[second]), "claim"].tolist()
-
-
-ADAGRAD_STATE = {"optimizer": "adagrad", "l2": 2e-2}  # the run whose optimizer state explains claim 2's Adagrad
-
-
-def adagrad_state(chapter: Chapter, name: str = "adagrad_l2_2e-2_seed0") -> dict | None:
-    """The BN gammas and Adagrad accumulators saved from a checkpoint of the Adagrad L2 2e-2 run, seed 0
-    (`<store>/analysis/<name>.json`, scripts/optimizer_state.py, checked by `RunStore.analysis`), or None
-    when the store has none for this chapter's profile and dataset (its config hash must be that of
-    `ADAGRAD_STATE` here)."""
-    found = chapter.run_store.analysis(name)
-    return found if found and found.get("config_hash") == config_hash(chapter.config(**ADAGRAD_STATE)) else None
-
-
-def early_universality(chapter: Chapter) -> dict:
-    """Setting label -> (early, record) for chapter 3's SGD and Adam settings (`layer_pair_variants`),
-    seed 0: `early` the per-feature universality at an early step of that very run
-    (`<store>/analysis/early_universality_<optimizer>.json`, scripts/early_universality.py, checked by
-    `RunStore.analysis`), `record` the finished run. Empty when the store has no such file for this
-    chapter's profile and dataset, or lacks the run."""
-    found = {}
-    for fields in layer_pair_variants():
-        record = chapter.run_store.load(config_hash(chapter.config(seed=0, **fields)))
-        early = chapter.run_store.analysis(f"early_universality_{fields['optimizer']}")
-        if early is not None and record is not None and early.get("config_hash") == record["config_hash"]:
-            found[f"{setting_label(record['config'])}, step {early['step']:,}"] = (early, record)
-    return found
-
-
 def extra_variants(chapter: Chapter) -> list[dict]:
     """The chapters' illustration-only settings beyond `all_variants` (chapters 7, 9 and 10), each
     stored with one seed (`first_seed`): no verdict rests on them."""
-    return [*chapter7_extra_variants(chapter), *chapter9_extra_variants(chapter), *chapter10_extra_variants(chapter)]
+    return [*beta_extra_variants(chapter), *vgg_extra_variants(chapter), *l1l2_extra_variants(chapter)]
 
 
 def train_book_runs(chapter: Chapter) -> None:
@@ -325,13 +163,13 @@ def train_book_runs(chapter: Chapter) -> None:
 
 # Claim 7's simulation (paper Fig. 4): Adam at its paper lr, the paper's Sec. 5 default L2, enough steps
 # for Adam+L2 to reach zero (about 1/lr) and for the alternatives to show they do not.
-CLAIM7_DEFAULTS = {"lr": DEFAULT_LR["adam"], "l2": 1e-4, "steps": 3000}
+L2_DECAY_DEFAULTS = {"lr": DEFAULT_LR["adam"], "l2": 1e-4, "steps": 3000}
 
 
-def claim7_settings(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> dict:
-    """lr, l2 and steps of claim 7's simulation, each None replaced by the book's (`CLAIM7_DEFAULTS`)."""
+def l2_decay_settings(lr: float | None = None, l2: float | None = None, steps: int | None = None) -> dict:
+    """lr, l2 and steps of claim 7's simulation, each None replaced by the book's (`L2_DECAY_DEFAULTS`)."""
     given = {"lr": lr, "l2": l2, "steps": steps}
-    return {name: CLAIM7_DEFAULTS[name] if value is None else value for name, value in given.items()}
+    return {name: L2_DECAY_DEFAULTS[name] if value is None else value for name, value in given.items()}
 
 
 def table2_variants() -> list[dict]:
@@ -394,13 +232,13 @@ def supplement_variants(chapter: Chapter, negative_slope: float | None = None,
 def supplement_optimizer_variants(chapter: Chapter) -> list[tuple[str, dict]]:
     """(label, fields) of supplement Table 4: Adam and AMSGrad at the Sec. 5 L2 (claim 9's runs), Adamax
     and RMSProp at their Table 1 strengths (TABLE1_L2: the book runs them for claim 2 already)."""
-    claim9 = variant_fields(chapter)
-    return [("Adam", claim9["adam"]), ("AMSGrad", claim9["amsgrad"]),
+    fields = variant_fields(chapter)
+    return [("Adam", fields["adam"]), ("AMSGrad", fields["amsgrad"]),
             *[(name, {"optimizer": name.lower(), "l2": float(value)}) for name in ("Adamax", "RMSProp")
               for value in TABLE1_L2[name.lower()]]]
 
 
-def chapter7_extras(chapter: Chapter, bn_bias_init: float = 1.0,
+def beta_variants(chapter: Chapter, bn_bias_init: float = 1.0,
                     beta_lr_scale: float = 0.1) -> list[tuple[str, dict]]:
     """(label, fields) of chapter 7's illustration runs (supplement Table 3, no verdict rests on them;
     one seed): Adam with BN beta initialized at `bn_bias_init`, and with beta's learning rate scaled."""
@@ -409,9 +247,9 @@ def chapter7_extras(chapter: Chapter, bn_bias_init: float = 1.0,
             (f"β lr ×{beta_lr_scale:g}", {**base, "beta_lr_scale": float(beta_lr_scale)})]
 
 
-def chapter7_extra_variants(chapter: Chapter) -> list[dict]:
+def beta_extra_variants(chapter: Chapter) -> list[dict]:
     """The RunConfig fields of chapter 7's extra runs at the book's settings (one seed each)."""
-    return [fields for _, fields in chapter7_extras(chapter)]
+    return [fields for _, fields in beta_variants(chapter)]
 
 
 # ------------------------------------------------------------ chapters 8-10
@@ -450,13 +288,12 @@ def book_runs(chapter: Chapter, variants: list[dict]) -> list[dict]:
 
 def pruned(chapter: Chapter, records: list[dict], method: str = "implicit", amount=None,
            fine_tune: bool = False) -> list[dict]:
-    """Each record pruned by `method` (`pruned_runs.METHODS`; `amount` as in `method_masks`), fine-tuned
+    """Each record pruned by `method` (`pruning.runner.METHODS`; `amount` as in `method_masks`), fine-tuned
     for the profile's `fine_tune_steps` when `fine_tune` (Li et al., Network Slimming, l1/l2), else not
     (the paper's implicit pruning). Stored, so a re-run loads."""
-    common = dict(store=chapter.run_store, data_root=chapter.data_root, device=chapter.device,
-                  profile=chapter.profile, progress=False)
+    execution = chapter.execution.replace(progress=False)
     steps = chapter.settings.fine_tune_steps if fine_tune else 0
-    return [prune_or_load(RunConfig.from_dict(record["config"]), method, amount, fine_tune_steps=steps, **common)
+    return [prune_or_load(RunConfig.from_dict(record["config"]), method, amount, execution, fine_tune_steps=steps)
             for record in records]
 
 
@@ -514,29 +351,7 @@ def available_runs(chapter: Chapter, variants: list[dict], train: bool) -> list[
     return [r for r in (chapter.run_store.load(config_hash(c)) for c in configs) if r is not None]
 
 
-def claims_chapter8(tiny: list[dict], imagenet: list[dict]) -> dict[int, Verdict]:
-    """Claim 8 on TinyImageNet's Adam runs ordered by batch size (the width part is not run here, so the
-    claim is at best 'not tested' with the batch part shown), and claim 4 from TinyImageNet (Adam, batch 40)
-    to ImageNet (BasicNet, its smallest batch). A claim without its runs is 'not tested', saying which."""
-    adam = [r for r in tiny if r["config"]["optimizer"] == "adam"]
-    batches = sorted({r["config"]["batch_size"] for r in adam})
-    if adam:
-        groups = [(f"batch {b}", [r for r in adam if r["config"]["batch_size"] == b]) for b in batches]
-        eight = claims.claim8_batch_and_width(groups, [])
-    else:
-        eight = Verdict(8, claims.NOT_TESTED, "no TinyImageNet runs in this execution")
-    tiny40 = [r for r in adam if r["config"]["batch_size"] == 40]
-    if tiny40 and imagenet:
-        smallest = min(r["config"]["batch_size"] for r in imagenet)
-        hardest = [r for r in imagenet if r["config"]["batch_size"] == smallest]
-        four = claims.claim4_task_difficulty([("TinyImageNet b40", tiny40), (f"ImageNet b{smallest}", hardest)])
-    else:
-        four = Verdict(4, claims.NOT_TESTED, "needs TinyImageNet (Adam, batch 40) and ImageNet runs; "
-                       f"this execution has {len(tiny40)} and {len(imagenet)}")
-    return {4: four, 8: eight}
-
-
-def chapter9_extra_variants(chapter: Chapter) -> list[dict]:
+def vgg_extra_variants(chapter: Chapter) -> list[dict]:
     """Chapter 9's runs beyond `all_variants`, one seed each (seed 0): VGG-16 at the batches of
     VGG_BATCHES other than 40 (Table 7), VGG-19 with Adam+L2 and with Network Slimming (Table 10), all
     sized by the profile's `vgg`."""
@@ -544,9 +359,7 @@ def chapter9_extra_variants(chapter: Chapter) -> list[dict]:
             + [vgg_fields(chapter, 19), slimming_fields(chapter)])
 
 
-def chapter10_extra_variants(chapter: Chapter) -> list[dict]:
+def l1l2_extra_variants(chapter: Chapter) -> list[dict]:
     """Chapter 10's runs beyond `all_variants`, one seed each (seed 0): BasicNet under SGD with the
     l1/l2 pseudo-norm at each of L1L2_LAMBDAS."""
     return [{**L1L2_BASE, "l1l2": lam} for lam in L1L2_LAMBDAS]
-
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 
-from .config import RunConfig, config_hash
+from ..config import RunConfig, config_hash
 
-__all__ = ["FAMILIES", "FUSED_MODES", "PER_MODEL_FIELDS", "can_fuse", "fusable_groups", "fuse_key", "group_key"]
+__all__ = ["can_fuse", "FAMILIES", "fusable_groups", "fuse_key", "group_key", "PER_MODEL_FIELDS"]
 
 # Fields that may differ inside a fused group: they change only the initialization (seed, BN init),
 # the optimizer's per-model numbers, the explicit penalties, or bookkeeping. Everything else
@@ -18,7 +18,6 @@ PER_MODEL_FIELDS = ("seed", "lr", "l2", "wd", "gamma_lr_scale", "beta_lr_scale",
 # share one: AMSGrad is Adam with a running max of the second moment, switched per model).
 FAMILIES = {"sgd": "sgd", "adam": "adam", "amsgrad": "adam", "adamax": "adamax", "rmsprop": "rmsprop",
             "adagrad": "adagrad", "adadelta": "adadelta"}
-FUSED_MODES = ("auto", "on", "off")
 
 
 def can_fuse(configs) -> tuple[bool, str]:

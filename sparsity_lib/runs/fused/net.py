@@ -11,12 +11,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import RunConfig
-from .data import ImageData, epoch_draws, make_loader
-from .models import VGG, BasicNet, ConvBlock, conv_bn_layers
-from .regularizers import explicit_penalty
+from ...data.images import ImageData
+from ...data.loaders import epoch_draws, make_loader
+from ...nets.models import VGG, BasicNet, ConvBlock, conv_bn_layers
+from ...nets.regularizers import explicit_penalty
+from ..config import RunConfig
 
-__all__ = ["EVAL_IMAGES_PER_PASS", "FusedLoader", "FusedNet", "FusedPenalty", "fused_evaluate", "fused_inputs",
+__all__ = ["EVAL_IMAGES_PER_PASS", "fused_evaluate", "fused_inputs", "FusedLoader", "FusedNet", "FusedPenalty",
            "unfuse"]
 
 EVAL_IMAGES_PER_PASS = 2000  # images x models per fused evaluation forward pass (bounds memory)
@@ -201,7 +202,7 @@ def fused_inputs(x: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def fused_evaluate(net: FusedNet, data: ImageData) -> tuple[list[float], list[float]]:
-    """Per model, (mean cross-entropy, error in %) in eval mode over `data` (like `train.evaluate`)."""
+    """Per model, (mean cross-entropy, error in %) in eval mode over `data` (like `metrics.evaluate`)."""
     device = next(net.parameters()).device
     loader = make_loader(data, max(1, EVAL_IMAGES_PER_PASS // net.size), train=False, device=device)
     was_training = net.training

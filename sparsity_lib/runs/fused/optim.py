@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from .config import RunConfig
-from .fused_groups import FAMILIES, can_fuse
-from .fused_net import FusedNet
-from .optim import DEFAULT_LR, bn_param_groups
+from ...nets.optim import DEFAULT_LR, bn_param_groups
+from ..config import RunConfig
+from .groups import FAMILIES, can_fuse
+from .net import FusedNet
 
 __all__ = ["FusedOptimizer"]
 
@@ -76,12 +76,12 @@ class FusedOptimizer:
         return values.view(-1, *([1] * (like.dim() - 1)))
 
     def learning_rates(self, factor: float) -> dict[str, torch.Tensor]:
-        """Per param kind, the (N,) float64 lr = base lr * schedule factor * kind scale (as `train.set_lr`)."""
+        """Per param kind, the (N,) float64 lr = base lr * schedule factor * kind scale (as `training.set_lr`)."""
         return {kind: self.base_lr * factor * scale for kind, scale in self.lr_scale.items()}
 
     @torch.no_grad()
     def step(self, factor: float = 1.0) -> None:
-        """One update of every model; `factor` is the LR schedule multiplier (`train.lr_factor`)."""
+        """One update of every model; `factor` is the LR schedule multiplier (`training.lr_factor`)."""
         self.step_count += 1
         rates = self.learning_rates(factor)
         step_scale = {"adam": 1 - ADAM_BETAS[0] ** self.step_count,

@@ -9,57 +9,37 @@ keeps every model at its own batch of 40 and stacks the N models along the chann
 * the fc head runs as batched matmuls over (N, batch, features);
 * each model draws its own shuffled, flipped mini-batch (seed, epoch), exactly as `data.GpuLoader`;
 * `FusedOptimizer` steps all models at once with per-model lr, L2 and WD held as tensors, with the
-  L2-vs-WD semantics of `sparsity_lib.optim` (coupled L2 in the gradient, then theta *= 1 - wd).
+  L2-vs-WD semantics of `sparsity_lib.nets.optim` (coupled L2 in the gradient, then theta *= 1 - wd).
 
-`train_group` returns one record per config in the format of `train.train` (both build it with
-`records`); final metrics come from the library's own functions applied to each model unfused back
-into a plain `BasicNet`/`VGG`. The grouping rules live in `fused_groups`, the network in `fused_net`,
-the optimizer in `fused_optim`.
-`run_or_load_group` is the store-aware entry point for sweeps (`--fused auto|on|off`).
+`train_group` sets up the group and runs the loop `training.train` runs (`loop.run_epochs`), so its
+records have the same format; final metrics come from the library's own functions applied to each
+model unfused back into a plain `BasicNet`/`VGG`. The grouping rules live in `fused.groups`, the
+network in `fused.net`, the optimizer in `fused.optim`. `run_or_load_group` is the store-aware entry
+point (`--fused auto|on|off`); it stores through `runner.store_trained`, as `run_or_load` does.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from .config import RunConfig, config_hash
-from .data import make_loader
-from .fused_groups import FUSED_MODES, can_fuse, fusable_groups, group_key
-from .fused_net import FusedLoader, FusedNet, FusedPenalty, fused_evaluate, unfuse
-from .fused_optim import FusedOptimizer
-from .optim import DEFAULT_LR
-from .records import history_entry, provenance, run_record
-from .runner import resolve_config
-from .sparsity import GAMMA_THRESHOLD, bn_parameters
-from .store import RunStore
-from .train import (
-    MAX_EVALUATIONS,
-    build_model,
-    check_finite,
-    final_metrics,
-    first_bad_step,
-    iterations,
-    load_splits,
-    lr_factor,
-    pick_device,
-    restore_checkpoint,
-    resume_threads,
-    save_checkpoint,
-    snapshot_epochs,
-    threads_note,
-    training_device,
-)
-from .train import train as train_single
-from .validation import check_choice
+from ...data.loaders import make_loader
+from ...nets.sparsity import GAMMA_THRESHOLD
+from ..build import build_model, load_splits, training_device
+from ..config import RunConfig, config_hash
+from ..execution import SPEED_OPTIONS, Execution
+from ..loop import Trainee, run_epochs
+from ..runner import resolve_config, store_trained
+from ..schedule import iterations, lr_factor
+from ..store import RunStore
+from ..training import train as train_single
+from .groups import can_fuse, fusable_groups, group_key
+from .net import FusedLoader, FusedNet, FusedPenalty, fused_evaluate, unfuse
+from .optim import FusedOptimizer
 
-__all__ = ["SPEED_OPTIONS", "group_checkpoint_path", "run_or_load_group", "train_group", "train_step"]
-
-SPEED_OPTIONS = ("amp", "channels_last", "compile")  # train_group's options that change only speed and rounding
+__all__ = ["group_checkpoint_path", "run_or_load_group", "train_group", "train_step"]
 
 
 def _inactive_gamma(net: FusedNet, threshold: float = GAMMA_THRESHOLD) -> list[dict[str, int]]:
@@ -98,11 +78,11 @@ def _run_name(config: RunConfig, key: str, size: int) -> str:
 def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_path=None, weights_paths=None,
                 checkpoint_every: int = 1, progress: bool = True, callback=None, amp: bool = False,
                 channels_last: bool = False, compile: bool = False) -> list[dict]:
-    """Train `configs` together as one `FusedNet`; return one `train.train`-format record per config.
+    """Train `configs` together as one `FusedNet`; return one `training.train`-format record per config.
 
-    Each model is initialized by `train.build_model` from its own seed, sees its own shuffled
-    mini-batches of `batch_size` images, and follows the LR schedule of `train.iterations` /
-    `train.lr_factor`, so its record matches its single run up to float rounding. The checkpoint at
+    Each model is initialized by `build.build_model` from its own seed, sees its own shuffled
+    mini-batches of `batch_size` images, and follows the LR schedule of `training.iterations` /
+    `training.lr_factor`, so its record matches its single run up to float rounding. The checkpoint at
     `checkpoint_path` holds the whole group (keyed by `group_key`); a restarted call resumes exactly.
     `weights_paths[i]` receives model i's final plain state dict. `callback(epoch, entries)` gets
     the per-model history entries after each epoch. Speed options, on any device: `amp` runs the
@@ -122,7 +102,7 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     # A canonical member order (by config hash) so a checkpoint fits the group however it is listed.
     order = sorted(range(len(configs)), key=lambda i: config_hash(configs[i]))
     members = [configs[i] for i in order]
-    keys, key = [config_hash(c) for c in members], group_key(members)
+    keys = [config_hash(c) for c in members]
     first = members[0]
     dev, flush_denormal = training_device(device)
 
@@ -132,96 +112,37 @@ def train_group(configs, *, data_root=None, device: str = "auto", checkpoint_pat
     loader = FusedLoader(train_data, first.batch_size, [c.seed for c in members], device=dev)
     train_eval_loader = make_loader(train_data, 500, train=False, device=dev)
     test_loader = make_loader(test_data, 500, train=False, device=dev)
-    models = [build_model(c, train_data.num_classes, train_data.image_size) for c in members]
-    net = FusedNet(models, channels_last=channels_last).to(dev)
+    net = FusedNet([build_model(c, train_data.num_classes, train_data.image_size) for c in members],
+                   channels_last=channels_last).to(dev)
     optimizer = FusedOptimizer(net, members)
     penalty = FusedPenalty(net, members)
     forward = torch.compile(net) if compile else net
     total_steps, drops = iterations(first, len(train_data))
-    num_epochs = math.ceil(total_steps / len(loader))
-    eval_every = max(1, num_epochs // MAX_EVALUATIONS)
-    snapshots_at = [snapshot_epochs(c, num_epochs) for c in members]
 
-    state = {"epoch": 0, "step": 0, "histories": [[] for _ in members], "snapshots": [{} for _ in members],
-             "elapsed": 0.0}
-    saved = restore_checkpoint(checkpoint_path, key, net, optimizer, state.keys())
-    if saved is not None:
-        state = saved
-    else:
-        for i, config in enumerate(members):
-            if 0 in snapshots_at[i]:
-                state["snapshots"][i]["0"] = bn_parameters(models[i], config.snapshot_layers)
-    threads = resume_threads(state, saved is not None)
-    del models
+    def step(batch, at: int):
+        x, y = batch
+        losses, errors = train_step(net, optimizer, x, y, lr_factor(at, drops), penalty=penalty, forward=forward,
+                                    amp=amp)
+        return losses, errors, y.shape[1]
 
-    prior_elapsed = state["elapsed"]
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"fused x{net.size} {first.optimizer}",
-               disable=not progress, mininterval=2.0, leave=False)
-    size = net.size
-    for epoch in range(state["epoch"], num_epochs):
-        loader.set_epoch(epoch)
-        net.train()
-        loss_sum = torch.zeros(size, device=dev)
-        wrong = torch.zeros(size, device=dev)
-        bad_step = torch.full((size,), -1, device=dev)
-        seen = 0
-        for x, y in loader:
-            if state["step"] >= total_steps:
-                break
-            losses, errors = train_step(net, optimizer, x, y, lr_factor(state["step"], drops), penalty=penalty,
-                                        forward=forward, amp=amp)
-            bad_step = first_bad_step(losses, state["step"] + 1, bad_step)
-            loss_sum += losses * y.shape[1]
-            wrong += errors
-            seen += y.shape[1]
-            state["step"] += 1
-            bar.update(1)
-        train_loss = (loss_sum / max(1, seen)).tolist()
-        train_err = (100.0 * wrong / max(1, seen)).tolist()
-        for i, (config, bad) in enumerate(zip(members, bad_step.tolist())):  # before any checkpoint
-            check_finite(train_loss[i], _run_name(config, keys[i], size), bad if bad >= 0 else state["step"], bar=bar)
-        inactive = _inactive_gamma(net)
-        evaluated = (epoch + 1) % eval_every == 0 or epoch + 1 == num_epochs
-        test_loss, test_err = fused_evaluate(net, test_data) if evaluated else (None, None)
-        entries = []
-        for i, config in enumerate(members):
-            base_lr = config.lr or DEFAULT_LR[config.optimizer]
-            entry = history_entry(epoch + 1, state["step"], base_lr * lr_factor(state["step"] - 1, drops),
-                                  train_loss[i], train_err[i], inactive[i],
-                                  (test_loss[i], test_err[i]) if evaluated else None)
-            if epoch + 1 in snapshots_at[i]:
-                state["snapshots"][i][str(epoch + 1)] = bn_parameters(unfuse(net, i), config.snapshot_layers)
-            state["histories"][i].append(entry)
-            entries.append(entry)
-        state["epoch"] = epoch + 1
-        bar.set_postfix(loss=f"{sum(train_loss) / size:.3f}")
-        if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or epoch + 1 == num_epochs):
-            state["elapsed"] = prior_elapsed + time.time() - started
-            save_checkpoint(Path(checkpoint_path), {"config_hash": key, "members": keys, "model": net.state_dict(),
-                                                    "optimizer": optimizer.state_dict(),
-                                                    "rng": torch.get_rng_state(), "state": state})
-        if callback is not None:
-            callback(epoch + 1, [entries[order.index(j)] for j in range(size)])  # caller's order
-    bar.close()
-
-    records = []
-    for i, config in enumerate(members):
-        model = unfuse(net, i)
-        history = state["histories"][i]
-        train_loss, train_err = (history[-1]["train_loss"], history[-1]["train_err"]) if history else (math.nan,) * 2
-        final, universality = final_metrics(model, config, train_eval_loader, test_loader, train_loss, train_err)
-        check_finite(final["test_loss"], _run_name(config, keys[i], size), state["step"], "test loss")
-        records.append((model, final, universality))
-    wall = prior_elapsed + time.time() - started  # the whole group's
     precision = "bf16 autocast" if amp else str(next(net.parameters()).dtype).replace("torch.", "")
-    results = [None] * size
-    for j, (i, (model, final, universality)) in enumerate(zip(order, records)):
-        sha256 = None if weights_paths[i] is None else save_checkpoint(Path(weights_paths[i]), model.state_dict())
-        made_by = provenance(train_data, test_data, total_steps, dev, wall_time_s=wall, resumed=saved is not None,
-                             flush_denormal=flush_denormal, channels_last=channels_last, compiled=compile,
-                             fused_models=size, precision=precision, **threads_note(threads))
-        results[i] = run_record(members[j], keys[j], model, final, universality, state["histories"][j],
-                                state["snapshots"][j], made_by, sha256)
+    trainee = Trainee(configs=members, keys=keys, names=[_run_name(c, k, net.size) for c, k in zip(members, keys)],
+                      checkpoint_key=group_key(members), network=net, optimizer=optimizer, loader=loader, step=step,
+                      inactive=lambda: _inactive_gamma(net),
+                      evaluate=lambda: list(zip(*fused_evaluate(net, test_data))),
+                      model=lambda i: unfuse(net, i), data=(train_data, test_data), device=dev,
+                      flush_denormal=flush_denormal, total_steps=total_steps, drops=drops,
+                      desc=f"fused x{net.size} {first.optimizer}", checkpoint_extra={"members": keys},
+                      provenance={"channels_last": channels_last, "compiled": compile, "fused_models": net.size,
+                                  "precision": precision})
+    records = run_epochs(trainee, started=started, train_eval_loader=train_eval_loader, test_loader=test_loader,
+                         checkpoint_path=checkpoint_path, weights_paths=[weights_paths[i] for i in order],
+                         checkpoint_every=checkpoint_every, progress=progress,
+                         callback=None if callback is None else
+                         lambda epoch, entries: callback(epoch, [entries[order.index(j)] for j in range(len(order))]))
+    results = [None] * len(records)
+    for j, i in enumerate(order):  # back to the caller's order
+        results[i] = records[j]
     return results
 
 
@@ -230,57 +151,44 @@ def group_checkpoint_path(store: RunStore, configs) -> Path:
     return store.root / "checkpoints" / f"group-{group_key(configs)}.pt"
 
 
-def run_or_load_group(configs, *, store: RunStore | str | Path | None = None, data_root=None, device: str = "auto",
-                      profile: str = "", progress: bool = True, fresh: bool = False, fused: str = "auto",
-                      max_models: int = 32, amp: bool = False, channels_last: bool = False,
-                      compile: bool = False) -> list[dict]:
+def run_or_load_group(configs, execution: Execution = Execution(fused="auto")) -> list[dict]:
     """Records of `configs` (in order): stored ones loaded, missing ones trained in fused groups and stored.
 
-    fused: 'auto' fuses groups of two or more on CUDA only (on CPU a grouped conv is not faster than
-    separate runs), 'on' fuses whenever `can_fuse` allows (any device), 'off' trains one run at a
-    time with `train.train`. Each finished record is written exactly as `run_or_load` writes it.
-    `amp`, `channels_last` and `compile` are `train_group`'s speed options (fused groups only).
+    `execution.fused`: 'auto' fuses groups of two or more on CUDA only (on CPU a grouped conv is not
+    faster than separate runs), 'on' fuses whenever `can_fuse` allows (any device), 'off' trains one
+    run at a time with `training.train`; at most `execution.max_models` per group, with its `speed`
+    options (fused groups only). Each finished record is stored by `runner.store_trained`, the store
+    protocol of `run_or_load`.
     """
-    check_choice("fused", fused, FUSED_MODES)
-    store = store if isinstance(store, RunStore) else RunStore(store)
-    resolved = [resolve_config(c, data_root)[0] for c in configs]
-    found = {} if fresh else {config_hash(c): store.load(config_hash(c)) for c in resolved}
+    store = execution.run_store
+    resolved = [resolve_config(c, execution.data_root)[0] for c in configs]
+    found = {} if execution.fresh else {config_hash(c): store.load(config_hash(c)) for c in resolved}
     missing = list({config_hash(c): c for c in resolved if found.get(config_hash(c)) is None}.values())
-    fuse_here = fused == "on" or (fused == "auto" and pick_device(device).type == "cuda")
-    speed = {"amp": amp, "channels_last": channels_last, "compile": compile}
-    if any(speed.values()) and not fuse_here:
-        raise ValueError(f"{', '.join(k for k, v in speed.items() if v)}: options of the fused trainer, which "
-                         f"fused={fused!r} does not use here; pass fused='on' (or 'auto' on CUDA)")
-    groups = fusable_groups(missing, max_models) if fuse_here else [[c] for c in missing]
-    if groups:
-        store.check_writable()
-        store.remove_stale_temporaries()
+    fuse_here = execution.fuses()
+    speed = {name: name in execution.speed for name in SPEED_OPTIONS}
+    if execution.speed and not fuse_here:
+        raise ValueError(f"{', '.join(execution.speed)}: options of the fused trainer, which "
+                         f"fused={execution.fused!r} does not use here; pass fused='on' (or 'auto' on CUDA)")
+    groups = fusable_groups(missing, execution.max_models) if fuse_here else [[c] for c in missing]
     for group in groups:
-        for record in _train_and_store(group, store, data_root=data_root, device=device, progress=progress,
-                                       speed=speed, profile=profile):
+        for record in _train_and_store(group, execution, speed):
             found[record["config_hash"]] = record
     return [found[config_hash(c)] for c in resolved]
 
 
-def _train_and_store(group, store: RunStore, *, data_root, device, progress, speed, profile) -> list[dict]:
-    """Train one group (fused when it has two or more configs, or speed options that it can use), then
-    store each record with the weights its model wrote to a temporary file (`RunStore.save`: weights
-    first, record last); the records, in the group's order."""
-    weights = [store.weights_temporary(config_hash(c)) for c in group]
-    try:
-        if len(group) > 1 or (any(speed.values()) and can_fuse(group)[0]):
-            checkpoint = group_checkpoint_path(store, group)
-            records = train_group(group, data_root=data_root, device=device, checkpoint_path=checkpoint,
-                                  weights_paths=weights, progress=progress, **speed)
-        else:
-            checkpoint = store.checkpoint_path(config_hash(group[0]))
-            records = [train_single(group[0], data_root=data_root, device=device, checkpoint_path=checkpoint,
-                                    weights_path=weights[0], progress=progress)]
-        for record, path in zip(records, weights):
-            record["provenance"]["profile"] = profile
-            store.save(record, weights=path)
-    finally:
-        for path in weights:
-            path.unlink(missing_ok=True)  # left only when training or saving failed
-    checkpoint.unlink(missing_ok=True)
-    return records
+def _train_and_store(group, execution: Execution, speed: dict) -> list[dict]:
+    """Train one group (fused when it has two or more configs, or speed options that it can use) and
+    store its records (`store_trained`); the records, in the group's order."""
+    store = execution.run_store
+    common = dict(data_root=execution.data_root, device=execution.device, progress=execution.progress)
+    if len(group) > 1 or (any(speed.values()) and can_fuse(group)[0]):
+        checkpoint = group_checkpoint_path(store, group)
+
+        def train(weights):
+            return train_group(group, checkpoint_path=checkpoint, weights_paths=weights, **common, **speed)
+    else:
+        checkpoint = store.checkpoint_path(config_hash(group[0]))
+
+        def train(weights):
+            return [train_single(group[0], checkpoint_path=checkpoint, weights_path=weights[0], **common)]
+    return store_trained(group, execution, train, checkpoint)

@@ -1,0 +1,157 @@
+"""The chapters' prose blocks computed from data: verdict lines, the intro scorecard, the provenance
+note under every table (profile, dataset, seeds, device), and the notes shown when a chapter's
+runs or datasets are absent. Each `*_markdown` returns the text; each `show_*` displays it."""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..folders import resolve_data_root
+from ..runs.config import PROFILES, make_config
+from ..runs.labels import (
+    format_strength,
+)
+from ..runs.schedule import iterations
+from ..study.claims import CLAIMS
+
+__all__ = ["absent_markdown", "missing_markdown", "profile_verdicts_markdown", "profiles_markdown",
+           "provenance_markdown", "provenance_note", "scorecard_markdown", "show_absent", "show_missing",
+           "show_summary", "show_verdicts", "summary_markdown", "verdict", "verdict_markdown", "VERDICT_MARKS"]
+
+
+def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
+    """Markdown saying what produced this chapter's numbers; a warning when 'auto' fell back to synthetic."""
+    text = f"**Ours:** {chapter.describe(records)}. Profile `{chapter.profile}`: {chapter.settings.description}."
+    if chapter.fell_back_to_synthetic:
+        text += ("\n\n:::{warning}\nCIFAR-10 was not found (`dataset=\"auto\"`), so every number in this chapter "
+                 "comes from the **synthetic shapes dataset** generated offline, not from CIFAR. "
+                 f"({_without_machine_path(chapter)}.) Compare trends with the paper, not absolute values.\n:::")
+    return text
+
+
+def _without_machine_path(chapter) -> str:
+    """The chapter's dataset reason with the data folder's absolute path cut to its name ('data/')."""
+    root = resolve_data_root(chapter.data_root)
+    return chapter.dataset_reason.replace(str(root), f"{root.name}/")
+
+
+VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
+
+
+def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
+    """The scorecard (`judge.scorecard`) as a Markdown table: claim, verdict, the numbers' one-line
+    reason, and a link to the chapter (`chapter_files`: chapter number -> notebook file name)."""
+    rows = ["| # | claim | verdict at this profile | why | chapter |", "|---|---|---|---|---|"]
+    for row in card.itertuples():
+        link = f"[{row.chapter}]({chapter_files[row.chapter]})" if row.chapter in chapter_files else str(row.chapter)
+        why = str(row.why).replace("|", "/")
+        mark = VERDICT_MARKS.get(row.verdict, row.verdict)
+        rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
+    return "\n".join(rows)
+
+
+def profile_verdicts_markdown(frame: pd.DataFrame, chapter_files: dict[int, str], profiles) -> str:
+    """`judge.scorecard_by_profile` as a Markdown table: claim, one verdict mark per profile in
+    `profiles` (column headed with the profile's name and its iterations at batch 40), chapter link."""
+    heads = [f"`{name}` ({_iterations(name)})" for name in profiles]
+    rows = ["| # | claim | " + " | ".join(heads) + " | chapter |", "|---|---|" + "---|" * len(profiles) + "---|"]
+    for row in frame.to_dict("records"):
+        link = f"[{row['chapter']}]({chapter_files[row['chapter']]})" if row["chapter"] in chapter_files else ""
+        marks = " | ".join(VERDICT_MARKS.get(row[name], row[name]) for name in profiles)
+        rows.append(f"| {row['claim']} | {row['statement']} | {marks} | {link} |")
+    return "\n".join(rows)
+
+
+def _iterations(profile: str) -> str:
+    """A profile's training length in optimizer steps at batch 40, e.g. '56,000 iterations'."""
+    settings = PROFILES[profile]
+    if settings.epochs is None or settings.train_subset is None:
+        return "the paper's schedule"
+    steps, _ = iterations(make_config(profile, dataset="synthetic"), settings.train_subset)
+    return f"{steps:,} iterations"
+
+
+def _show_markdown(text: str) -> None:
+    """Display Markdown in the notebook (rendered as Markdown in the book); IPython is a [book] extra."""
+    from IPython.display import Markdown, display
+    display(Markdown(text))
+
+
+def verdict_markdown(verdict, where: str = "") -> str:
+    """One claim's verdict (`claims.Verdict`) as Markdown: the mark, the paper's claim, the measured
+    reason, then each number it used as a bullet. `where`: e.g. "profile cpu, synthetic, 3 seeds"."""
+    mark = VERDICT_MARKS.get(verdict.status, verdict.status)
+    head = f"**Claim {verdict.claim}: {mark}**" + (f" ({where})" if where else "")
+    lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}"]
+    if verdict.numbers:
+        lines.append("")
+        lines += [f"- {name}: {value:.3g}" if isinstance(value, float) else f"- {name}: {value}"
+                  for name, value in verdict.numbers.items()]
+    return "\n".join(lines)
+
+
+def show_verdicts(verdicts, where: str = "") -> None:
+    """Display each verdict (a Verdict, a list of them, or a dict claim -> Verdict) with `verdict_markdown`."""
+    found = verdicts.values() if isinstance(verdicts, dict) else [verdicts] if hasattr(verdicts, "claim") else verdicts
+    for verdict in found:
+        _show_markdown(verdict_markdown(verdict, where))
+
+
+def show_summary(verdicts: dict) -> None:
+    """Display `summary_markdown(verdicts)` (the chapter summary's verdict list)."""
+    _show_markdown(summary_markdown(verdicts))
+
+
+def summary_markdown(verdicts: dict) -> str:
+    """The chapter summary's verdict list: one bullet per claim with its mark and the paper's wording."""
+    return "\n".join(f"- Claim {number} ({VERDICT_MARKS.get(v.status, v.status)}): {CLAIMS[number]}"
+                     for number, v in sorted(verdicts.items()))
+
+
+def profiles_markdown() -> str:
+    """The profiles (`config.PROFILES`) as a Markdown table: name, what a run is, seeds, Sec. 5 L2."""
+    rows = ["| profile | what it runs | seeds | Sec. 5 L2 |", "|---|---|---|---|"]
+    for name, profile in PROFILES.items():
+        rows.append(f"| `{name}` | {profile.description} | {profile.seeds} | {format_strength(profile.section5_l2)} |")
+    return "\n".join(rows)
+
+
+def provenance_note(chapter, records: list[dict] | None = None) -> None:
+    """Display `provenance_markdown` in the notebook (rendered as Markdown in the book)."""
+    _show_markdown(provenance_markdown(chapter, records))
+
+
+def verdict(holds: bool) -> str:
+    """The words printed after a claim check computed from the numbers."""
+    return "reproduced" if holds else "NOT reproduced at this scale"
+
+
+def absent_markdown(reasons: dict[str, str], chapter: int) -> str:
+    """A MyST note listing the datasets not compared (name -> why) and how to re-run the chapter."""
+    if not reasons:
+        return "All of the datasets above are present and compared."
+    items = "\n".join(f"- **{name}**: {why}" for name, why in reasons.items())
+    return (f":::{{note}}\nNot compared in this execution:\n\n{items}\n\nPut the datasets in the data folder "
+            f"(see *Reproduce it*) and re-run: `python -m sparsity_lib book --chapter {chapter}`.\n:::")
+
+
+def show_absent(reasons: dict[str, str], chapter: int) -> None:
+    """Display `absent_markdown(reasons, chapter)`."""
+    _show_markdown(absent_markdown(reasons, chapter))
+
+
+# ------------------------------------------------------------ chapters 8-10
+def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
+    """A note saying plainly that nothing of `label` (e.g. 'TinyImageNet') ran in this execution, what
+    is missing (`reasons`), and the command that trains it once it is there (chapter 8)."""
+    items = "\n".join(f"- {reason}" for reason in reasons)
+    name = label.lower()
+    return (f":::{{note}}\n**Nothing ran on {label} in this execution**, and no matching {label} run is "
+            f"stored: every '{label}' number on this page is the paper's. Missing:\n\n{items}\n\n"
+            f"With a CUDA GPU and the data, this trains the runs and shows them:\n\n"
+            f"`python -m sparsity_lib book --chapter {chapter} --profile paper -p device cuda "
+            f"-p {name}_root /path/to/{name}`\n\n(`--profile cpu` instead of `paper` for runs of minutes.)\n:::")
+
+
+def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
+    """Display `missing_markdown`."""
+    _show_markdown(missing_markdown(label, reasons, chapter))
