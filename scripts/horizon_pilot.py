@@ -18,6 +18,7 @@ from sparsity_lib.runs.config import config_hash, make_config
 from sparsity_lib.runs.execution import Execution
 from sparsity_lib.runs.runner import run_or_load
 from sparsity_lib.runs.store import RunStore
+from sparsity_lib.study.horizon import stretched
 
 BASIC = {"dataset": "synthetic"}
 VGG16 = {"dataset": "synthetic", "model": "vgg16", "width": 0.5, "image_size": 32}
@@ -25,7 +26,7 @@ VGG16 = {"dataset": "synthetic", "model": "vgg16", "width": 0.5, "image_size": 3
 
 def eight_times(config):
     """`config` (a `long` run, 4x `cpu`) at 8x the `cpu` length, its LR drop at the same relative place."""
-    return config.replace(epochs=224.0, lr_drops=(round(250 * 224 / 325, 3),))
+    return stretched(config, 2)
 
 
 def pilot_runs() -> dict[str, list]:

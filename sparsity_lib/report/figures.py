@@ -21,7 +21,7 @@ from ..runs.labels import (
 from ..study.seeds import Estimate, seed_frame
 from .frames import snapshot_frame, universality_frame
 
-__all__ = ["bn_distribution_evolution", "claim_title", "clutter_examples", "filter_norm_histogram",
+__all__ = ["bn_distribution_evolution", "claim_title", "clutter_examples", "death_curves", "filter_norm_histogram",
            "first_seed_by_setting", "GAMMA_RULE", "layer_pruning", "layers_by_group_figure", "layerwise_sparsity",
            "macs_per_layer", "MEASURE_LABELS", "OPTIMIZER_COLORS", "removed_vs_error", "set_style",
            "sparsity_and_error", "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup",
@@ -357,6 +357,36 @@ def sparsity_vs_batch(points: pd.DataFrame, title: str | None = None):
     ax.set_ylabel(MEASURE_LABELS["sparsity_gamma"])
     ax.set_title(title or "Sparsity against mini-batch size (Adam), per dataset")
     ax.legend(fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
+    return fig
+
+
+def death_curves(curves: pd.DataFrame, title: str | None = None):
+    """% dead features (|γ| < 1e-3) against the optimizer step, one panel per layer group (all, then
+    `horizon.GROUPS`), one colour per setting, one line style per profile (solid for the longest, then
+    dashed, dotted, dash-dotted);
+    the line is the mean over seeds, the band their range (min to max). `curves`: `horizon.death_curve_frame`."""
+    groups = [g for g in ("all", "early", "middle", "late") if g in set(curves["group"])]
+    settings = list(dict.fromkeys(curves["setting"]))
+    colours = dict(zip(settings, sns.color_palette("deep", len(settings))))
+    profiles = sorted(set(curves["profile"]), key=lambda name: -curves.loc[curves.profile == name, "step"].max())
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.1 * len(groups), 3.6), sharey=True, squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for (setting, profile), part in curves[curves.group == group].groupby(["setting", "profile"], sort=False):
+            by_step = part.groupby("step")["dead %"]
+            steps = by_step.mean().index / 1000
+            style = ("-", "--", ":", "-.")[profiles.index(profile) % 4]
+            ax.plot(steps, by_step.mean(), style, color=colours[setting], label=f"{setting} ({profile})")
+            if part["seed"].nunique() > 1:
+                ax.fill_between(steps, by_step.min(), by_step.max(), color=colours[setting], alpha=0.2, linewidth=0)
+        ax.set_title(f"{group} layers" if group != "all" else "all conv layers", fontsize="medium")
+        ax.set_xlabel("optimizer step (thousands)")
+    axes[0][0].set_ylabel("% features with |γ| < 1e-3")
+    top = curves["dead %"].max() if len(curves) else 1.0
+    axes[0][0].set_ylim(-0.02 * max(top, 1.0), 1.08 * max(top, 1.0))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
+    fig.suptitle(title or "When features die: dead share against the optimizer step")
+    fig.tight_layout()
     return fig
 
 

@@ -11,11 +11,14 @@ from ..runs.labels import (
     format_strength,
 )
 from ..runs.schedule import iterations
-from ..study.claims import CLAIMS
+from ..study.claims import CLAIMS, NOT_TESTED
+from ..study.judge import verdict_changes
+from ..study.seeds import Estimate
 
-__all__ = ["absent_markdown", "missing_markdown", "profile_verdicts_markdown", "profiles_markdown",
-           "provenance_markdown", "provenance_note", "scorecard_markdown", "show_absent", "show_missing",
-           "show_summary", "show_verdicts", "summary_markdown", "verdict", "verdict_markdown", "VERDICT_MARKS"]
+__all__ = ["absent_markdown", "horizon_summary_markdown", "missing_markdown", "profile_verdicts_markdown",
+           "profiles_markdown", "provenance_markdown", "provenance_note", "scorecard_markdown", "show_absent",
+           "show_missing", "show_summary", "show_verdicts", "summary_markdown", "verdict", "verdict_changes_markdown",
+           "verdict_markdown", "VERDICT_MARKS"]
 
 
 def provenance_markdown(chapter, records: list[dict] | None = None) -> str:
@@ -155,3 +158,46 @@ def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
 def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
     """Display `missing_markdown`."""
     _show_markdown(missing_markdown(label, reasons, chapter))
+
+
+def _first_deaths(steps) -> str:
+    """'the first feature died at step 11,500' (steps 9,500-12,000 over several seeds; and how many seeds
+    lost none), or 'no feature died'."""
+    steps = list(steps)
+    died = sorted(int(step) for step in steps if step is not None and step == step)
+    if not died:
+        return "no feature died"
+    where = f"step {died[0]:,}" if died[0] == died[-1] else f"steps {died[0]:,}-{died[-1]:,}"
+    spared = len(steps) - len(died)
+    return f"the first feature died at {where}" + (f" ({spared} of {len(steps)} seeds lost none)" if spared else "")
+
+
+def horizon_summary_markdown(milestones: pd.DataFrame) -> str:
+    """One bullet per setting of `horizon.milestones_by_length`: at each profile, the mean ± std of the
+    final dead share over the stored seeds and when the first feature died; generated, so it states only
+    what the table holds."""
+    lines = []
+    for setting, rows in milestones.groupby("setting", sort=False):
+        parts = []
+        for profile, at in rows.groupby("profile", sort=False):
+            dead = Estimate.of(at["final dead %"])
+            steps = int(at["steps"].max())
+            parts.append(f"`{profile}` ({steps:,} steps, {dead.n} seed{'s' if dead.n != 1 else ''}): "
+                         f"{dead.text()}% dead at the end; {_first_deaths(at['first death step'])}")
+        lines.append(f"- **{setting}**: " + "; ".join(parts) + ".")
+    return "\n".join(lines) if lines else "No run of these settings is stored at these profiles."
+
+
+def verdict_changes_markdown(frame: pd.DataFrame, first: str, second: str) -> str:
+    """Which claims change verdict between profile columns `first` and `second` of
+    `judge.scorecard_by_profile` (computed, never typed), and which are not judged at both."""
+    untested = frame.loc[(frame[first] == NOT_TESTED) | (frame[second] == NOT_TESTED), "claim"].tolist()
+    changed = frame.set_index("claim").loc[verdict_changes(frame, first, second)]
+    text = (f"Judged at both `{first}` and `{second}`: {len(frame) - len(untested)} of {len(frame)} claims. "
+            + ("Verdicts that change with the length: " + ", ".join(
+                f"claim {claim} ({row[first]} → {row[second]})" for claim, row in changed.iterrows()) + "."
+               if len(changed) else "None of them changes verdict with the length."))
+    if untested:
+        text += (f" Not yet judged at both (runs missing from the store): claim{'s' if len(untested) > 1 else ''} "
+                 + ", ".join(map(str, untested)) + ".")
+    return text

@@ -14,8 +14,13 @@ import pandas as pd
 
 from ..nets.optim import adagrad_steps_to_threshold
 from ..nets.sparsity import GAMMA_THRESHOLD
+from ..runs.config import RunConfig
+from ..runs.schedule import iterations, lr_factor
 
-__all__ = ["death_curve", "death_milestones", "GROUPS", "layer_groups", "milestone_frame", "predicted_adagrad_deaths"]
+__all__ = ["adagrad_prediction_frame", "death_curve", "death_curve_frame", "death_milestones", "full_lr_steps",
+           "GROUPS", "layer_groups", "milestone_frame", "milestones_by_length", "predicted_adagrad_deaths", "stretched"]
+
+PAPER_EPOCHS, PAPER_DROP = 325.0, 250.0  # Sec. 2.1: 325 epochs, LR /10 at epoch 250
 
 GROUPS = ("early", "middle", "late")
 
@@ -57,6 +62,24 @@ def death_milestones(record: dict) -> dict:
             "final dead %": float(overall["dead %"].iloc[-1]), "steps": int(overall.step.iloc[-1])}
 
 
+def death_curve_frame(runs: dict[str, list[tuple[str, list[dict]]]]) -> pd.DataFrame:
+    """`death_curve` of every run of `runs` (profile -> [(setting label, records)], as
+    `plans.horizon_runs` gives), with columns profile, setting and seed."""
+    frames = [death_curve(record).assign(setting=label, seed=record["config"]["seed"], profile=profile)
+              for profile, groups in runs.items() for label, records in groups for record in records]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["step", "group", "dead", "features", "dead %", "setting", "seed", "profile"])
+
+
+def milestones_by_length(runs: dict[str, list[tuple[str, list[dict]]]]) -> pd.DataFrame:
+    """`death_milestones` of every run of `runs` (profile -> [(setting label, records)], as
+    `plans.horizon_runs` gives), one row each: profile, setting, seed, then the milestones."""
+    frames = [milestone_frame(records, lambda _, label=label: label).assign(profile=profile)
+              for profile, groups in runs.items() for label, records in groups if records]
+    columns = ["profile", "setting", "seed", "first death step", "half step", "final dead %", "steps"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
 def milestone_frame(records: list[dict], label) -> pd.DataFrame:
     """`death_milestones` per record, with `label(record)` (e.g. the setting's name) and its seed."""
     return pd.DataFrame([{"setting": label(r), "seed": r["config"]["seed"], **death_milestones(r)} for r in records])
@@ -76,3 +99,48 @@ def predicted_adagrad_deaths(found: dict, threshold: float = GAMMA_THRESHOLD) ->
                      **{f"silenced within 1e{k}": int((steps <= 10 ** k).sum()) for k in (4, 5, 6)},
                      "fewest steps": round(float(steps.min())) if alive.any() else None})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def stretched(config: RunConfig, factor: float) -> RunConfig:
+    """`config` trained `factor` times as long (epochs at the reference batch), its LR drop kept at the
+    paper's relative place (epoch 250 of 325): how the horizon pilot's 8x Adagrad run was made from the
+    `long` (4x) one (docs/calibration.md)."""
+    epochs = config.epochs * factor
+    return config.replace(epochs=epochs, lr_drops=(round(PAPER_DROP * epochs / PAPER_EPOCHS, 3),))
+
+
+def full_lr_steps(record: dict, step: int) -> float:
+    """The optimizer steps of `record`'s run after `step`, each weighted by its learning rate relative to
+    the one in effect at `step` (so 10,000 steps after a /10 drop count as 1,000): the budget of steps at
+    the current rate that the rest of the schedule gives a decay whose per-step rate scales with lr."""
+    config = RunConfig.from_dict(record["config"])
+    total, drops = iterations(config, record["provenance"]["train_images"])
+    now = lr_factor(step, drops)
+    edges = sorted({step, total, *[d for d in drops if step < d < total]})
+    return float(sum((end - start) * lr_factor(start, drops) / now for start, end in zip(edges, edges[1:])))
+
+
+def adagrad_prediction_frame(analyses: list[dict], record: dict, threshold: float = GAMMA_THRESHOLD
+                             ) -> pd.DataFrame:
+    """Adagrad's death timescale predicted against measured (beyond the paper; issue 20), one row per saved
+    optimizer state (`scripts/optimizer_state.py`) of the run `record`: from that step, how many of the
+    features still alive L2 alone would silence before the run ends (`optim.adagrad_steps_to_threshold`
+    within `full_lr_steps` of the remaining schedule; the task gradient is neglected, so it is an upper
+    bound on the count), and how many died in fact (the final dead count minus the count at that step,
+    from the record's history)."""
+    dead_at = {entry["step"]: sum(entry["inactive_gamma"].values()) for entry in record["history"]}
+    final = sum(layer["inactive_gamma"] for layer in record["final"]["layers"])
+    rows = []
+    for found in sorted(analyses, key=lambda found: found["step"]):
+        budget = full_lr_steps(record, found["step"])
+        predicted = 0
+        for values in found["layers"].values():
+            gamma, state = np.abs(np.asarray(values["gamma"])), np.asarray(values["state"])
+            alive = gamma >= threshold
+            steps = adagrad_steps_to_threshold(gamma[alive], state[alive], found["lr"], found["l2"], threshold)
+            predicted += int((steps <= budget).sum())
+        before = max((step for step in dead_at if step <= found["step"]), default=None)
+        rows.append({"from step": found["step"], "steps left": record["provenance"]["steps"] - found["step"],
+                     "dead then": dead_at.get(before, 0), "predicted to die": predicted,
+                     "died": final - dead_at.get(before, 0)})
+    return pd.DataFrame(rows)

@@ -11,19 +11,23 @@ from ..data.images import DatasetError
 from ..folders import resolve_data_root
 from ..nets.optim import DEFAULT_LR
 from ..pruning.runner import prune_or_load
-from ..runs.config import RunConfig, config_hash, width_variant
+from ..runs.config import RunConfig, config_hash, make_config, width_variant
+from ..runs.labels import setting_label
 from .chapter import Chapter
+from .horizon import stretched
 
-__all__ = ["absent_datasets", "all_variants", "available_runs", "batch_variants", "BATCHES", "book_runs",
-           "l1l2_extra_variants", "beta_extra_variants", "beta_variants", "vgg_extra_variants",
-           "CHAPTER_FILES", "chapter_files", "CHAPTER_OF_CLAIM", "L2_DECAY_DEFAULTS", "l2_decay_settings",
-           "class_count_variants", "CLASS_COUNTS", "CLUTTER", "DATASET_LABELS", "dataset_missing",
-           "difficulty_variants", "extra_variants", "first_seed", "IMAGENET_BATCHES", "imagenet_variants", "L1L2_BASE",
-           "L1L2_LAMBDAS", "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned",
-           "real_dataset_variants", "REAL_DATASETS", "SLIMMING", "slimming_fields", "SLIMMING_FRACTION", "strong_l2",
+__all__ = ["absent_datasets", "adagrad_long_run", "ADAGRAD_STATE_STEPS", "all_variants", "available_runs",
+           "batch_variants", "BATCHES", "beta_extra_variants", "beta_variants", "book_runs", "CHAPTER_FILES",
+           "chapter_files", "CHAPTER_OF_CLAIM", "class_count_variants", "CLASS_COUNTS", "CLUTTER", "DATASET_LABELS",
+           "dataset_missing", "difficulty_variants", "extra_variants", "first_seed", "HORIZON_PROFILES",
+           "horizon_runs", "HORIZON_SETTINGS", "horizon_variants", "IMAGENET_BATCHES", "imagenet_variants",
+           "L1L2_BASE", "l1l2_extra_variants", "L1L2_LAMBDAS", "L2_DECAY_DEFAULTS", "l2_decay_settings",
+           "labelled_runs", "layer_pair_variants", "MEASUREMENT_SETTINGS", "pruned", "real_dataset_variants",
+           "REAL_DATASETS", "SLIMMING", "slimming_fields", "SLIMMING_FRACTION", "strong_l2",
            "supplement_optimizer_variants", "supplement_variants", "TABLE1_L2", "table1_variants", "TABLE1_WD",
            "table2_variants", "TINY_BATCHES", "TINY_SCHEDULE", "tinyimagenet_variants", "train_book_runs",
-           "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_fields", "width_variants", "WIDTHS"]
+           "variant_fields", "VGG11_BATCHES", "VGG_BATCHES", "vgg_extra_variants", "vgg_fields", "width_variants",
+           "WIDTHS"]
 
 # Regularization of the optimizer comparisons (Table 1): optimizer -> L2 strengths, WD strengths.
 TABLE1_L2 = {"adam": (0.0, 1e-4, 1e-3), "sgd": (1e-4, 1e-3), "adagrad": (1e-2,), "adadelta": (1e-3,),
@@ -39,7 +43,7 @@ VGG_BATCHES = (40, 80, 160)                  # Table 7 columns (one seed each be
 CHAPTER_FILES = {1: "01_setup.ipynb", 2: "02_primary_findings.ipynb", 3: "03_where_filters_die.ipynb",
                  4: "04_l2_inside_adam.ipynb", 5: "05_task_difficulty.ipynb", 6: "06_hyperparameters.ipynb",
                  7: "07_supplementary.ipynb", 8: "08_imagenet_tinyimagenet.ipynb", 9: "09_pruning.ipynb",
-                 10: "10_l1l2_pseudonorm.ipynb"}
+                 10: "10_l1l2_pseudonorm.ipynb", 11: "11_horizon.ipynb"}
 CHAPTER_OF_CLAIM = {1: 2, 2: 2, 3: 2, 4: 5, 5: 3, 6: 3, 7: 4, 8: 6, 9: 7, 10: 9}
 
 Runs = Callable[[list[dict]], list[dict]]
@@ -349,6 +353,49 @@ def available_runs(chapter: Chapter, variants: list[dict], train: bool) -> list[
         return chapter.runs(variants)
     configs = [chapter.config(seed=seed, **fields) for fields in variants for seed in chapter.seed_list]
     return [r for r in (chapter.run_store.load(config_hash(c)) for c in configs) if r is not None]
+
+
+HORIZON_SETTINGS = ({"optimizer": "adam", "l2": 1e-4}, {"optimizer": "sgd", "l2": 1e-3},
+                    {"optimizer": "adagrad", "l2": 1e-2})  # the horizon pilot's BasicNet settings (issue 20)
+
+
+def horizon_variants(chapter: Chapter) -> list[tuple[str, dict]]:
+    """(label, fields) of the horizon chapter's settings (beyond the paper; issue 20's pilot): BasicNet
+    under Adam + L2 1e-4 (the paper's base setting), SGD + L2 1e-3 and Adagrad + L2 1e-2 (their Table 1
+    strengths that kill features), and VGG-16 under Adam + L2 1e-4 at the profile's VGG size, labelled
+    with the width it is trained at (e.g. 'VGG-16 ×0.125')."""
+    vgg = vgg_fields(chapter, l2=1e-4)
+    width = chapter.config(**vgg).width
+    return ([(setting_label(fields), fields) for fields in HORIZON_SETTINGS]
+            + [(f"VGG-16 ×{width:g} {setting_label(vgg)}", vgg)])
+
+
+# The horizon chapter compares the stored lengths of one embedded task: `cpu` (14,000 iterations) and
+# `long` (56,000); a profile without a longer sibling is shown alone.
+HORIZON_PROFILES = {"smoke": ("smoke",), "cpu": ("cpu", "long"), "long": ("cpu", "long"), "gpu": ("gpu",),
+                    "paper": ("paper",)}
+ADAGRAD_STATE_STEPS = (15_500, 26_500, 56_500, 83_500)  # the 8x Adagrad run's saved optimizer states
+
+
+def horizon_runs(chapter: Chapter, profiles: tuple[str, ...], train: bool = False) -> dict[str, list]:
+    """Profile -> [(label, records)] of `horizon_variants` at each of `profiles` (the chapter's dataset,
+    store and device): every seed the store holds, or with `train` every seed, trained if missing."""
+    found = {}
+    for name in profiles:
+        at = Chapter(profile=name, dataset=chapter.dataset, seeds=chapter.seeds, execution=chapter.execution)
+        found[name] = [(label, available_runs(at, [fields], train)) for label, fields in horizon_variants(at)]
+    return found
+
+
+def adagrad_long_run(chapter: Chapter, factor: float = 2.0) -> tuple[dict | None, list[dict]]:
+    """The horizon pilot's Adagrad + L2 1e-2 run at `factor` times the `long` length (8x `cpu`; seed 0,
+    docs/calibration.md) and its saved optimizer states (ADAGRAD_STATE_STEPS), from the chapter's store:
+    (record or None, the states found)."""
+    config = stretched(make_config("long", dataset=chapter.dataset_used, optimizer="adagrad", l2=1e-2), factor)
+    record = chapter.run_store.load(config_hash(config))
+    states = [chapter.run_store.analysis(f"adagrad_l2_1e-2_x{round(4 * factor)}_step{step}")
+              for step in ADAGRAD_STATE_STEPS]
+    return record, [state for state in states if state is not None and state["config_hash"] == config_hash(config)]
 
 
 def vgg_extra_variants(chapter: Chapter) -> list[dict]:
