@@ -124,6 +124,7 @@ NONE_DEFAULTS = {
     "l2": float, "tinyimagenet_root": str, "imagenet_root": str, "imagenet_subset": int,  # 8
     "vgg_batches": list[int], "slimming_fraction": float,  # 9
     "l1l2_lambdas": list[float],  # 10
+    "train_missing": bool,  # 11
 }
 
 

@@ -79,8 +79,9 @@ class DieOnce(CrashOnce):
     first epoch's checkpoint (out of memory, a signal): the local pool breaks and must be replaced.
 
     So that the pool breaks at a known moment for every run, each other run parks after its own first
-    epoch's checkpoint until the crash has happened (logging `parked` first): the runs in flight when the
-    worker dies are exactly the parked ones, and each must resume from its checkpoint."""
+    epoch's checkpoint until the crash has happened (logging `parked` first), and the crashing run waits
+    for a neighbour to park before it dies (it may reach its first epoch first): the runs in flight when
+    the worker dies are exactly the parked ones, and each must resume from its checkpoint."""
 
     def __call__(self, config, **kwargs):
         folder, key = Path(self.folder), config_hash(config)
@@ -89,6 +90,7 @@ class DieOnce(CrashOnce):
 
         def die_after_first_epoch(epoch, entry):
             if key == self.crash and not marker.exists():
+                wait_for_a_parked_neighbour(folder, key)
                 marker.write_text(f"{key} epoch {epoch}\n")
                 os._exit(3)
             if epoch == 1 and not marker.exists():
@@ -98,6 +100,14 @@ class DieOnce(CrashOnce):
         with open(folder / "trained.log", "a") as log:
             log.write(key + "\n")
         return record
+
+
+def wait_for_a_parked_neighbour(folder: Path, key: str, timeout_s: float = 300.0) -> None:
+    """Wait until a run other than `key` has parked; after `timeout_s` return anyway (the test's count of
+    runs in flight then fails and says so)."""
+    deadline = time.monotonic() + timeout_s
+    while not set(trained_log(folder, "parked.log")) - {key} and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def park_until(marker: Path, folder: Path, key: str, timeout_s: float = 300.0) -> None:
