@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--replace", action="store_true",
                       help="replace chapters executed at another profile (e.g. the committed cpu chapters)")
     book.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                      help="a chapter parameter, e.g. -p l2_values '[1e-4, 1e-3]'")
+                      help="a chapter parameter, e.g. -p l2_values \"{'adam': [1e-4, 1e-3]}\"")
 
     card = commands.add_parser("scorecard", help="the paper's ten claims judged on the stored runs",
                                description="Print each claim's verdict (sparsity_lib.study.judge); with --train, "

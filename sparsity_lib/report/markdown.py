@@ -3,6 +3,8 @@ note under every table (profile, dataset, seeds, device), and the notes shown wh
 runs or datasets are absent. Each `*_markdown` returns the text; each `show_*` displays it."""
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from ..folders import resolve_data_root
@@ -11,12 +13,14 @@ from ..runs.labels import (
     format_strength,
 )
 from ..runs.schedule import iterations
-from ..study.claims import CLAIMS, NOT_TESTED
+from ..study.claims import CLAIMS, FAILS, NOT_TESTED
 from ..study.judge import verdict_changes
-from ..study.seeds import Estimate
+from ..study.seeds import Estimate, clearly_greater
+from .tables import mechanism_numbers
 
-__all__ = ["absent_markdown", "horizon_summary_markdown", "missing_markdown", "profile_verdicts_markdown",
-           "profiles_markdown", "provenance_markdown", "provenance_note", "scorecard_markdown", "show_absent",
+__all__ = ["absent_markdown", "failing_claims_markdown", "fate_markdown", "horizon_summary_markdown",
+           "mechanism_steps_markdown", "missing_markdown", "profile_verdicts_markdown", "profiles_markdown",
+           "provenance_markdown", "provenance_note", "scorecard_markdown", "show_absent", "show_markdown",
            "show_missing", "show_summary", "show_verdicts", "summary_markdown", "verdict", "verdict_changes_markdown",
            "verdict_markdown", "VERDICT_MARKS"]
 
@@ -52,6 +56,16 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
     return "\n".join(rows)
 
 
+def failing_claims_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
+    """One bullet per claim that fails in `card` (`judge.scorecard`), linking the chapter that shows what
+    was measured about why; 'No claim fails at this profile.' when none does."""
+    rows = [row for row in card.itertuples() if row.verdict == FAILS]
+    if not rows:
+        return "No claim fails at this profile."
+    return "\n".join(f"- claim {row.claim}, [chapter {row.chapter}]({chapter_files.get(row.chapter, '')}): "
+                     f"{row.statement}" for row in rows)
+
+
 def profile_verdicts_markdown(frame: pd.DataFrame, chapter_files: dict[int, str], profiles) -> str:
     """`judge.scorecard_by_profile` as a Markdown table: claim, one verdict mark per profile in
     `profiles` (column headed with the profile's name and its iterations at batch 40), chapter link."""
@@ -73,7 +87,7 @@ def _iterations(profile: str) -> str:
     return f"{steps:,} iterations"
 
 
-def _show_markdown(text: str) -> None:
+def show_markdown(text: str) -> None:
     """Display Markdown in the notebook (rendered as Markdown in the book); IPython is a [book] extra."""
     from IPython.display import Markdown, display
     display(Markdown(text))
@@ -96,12 +110,12 @@ def show_verdicts(verdicts, where: str = "") -> None:
     """Display each verdict (a Verdict, a list of them, or a dict claim -> Verdict) with `verdict_markdown`."""
     found = verdicts.values() if isinstance(verdicts, dict) else [verdicts] if hasattr(verdicts, "claim") else verdicts
     for verdict in found:
-        _show_markdown(verdict_markdown(verdict, where))
+        show_markdown(verdict_markdown(verdict, where))
 
 
 def show_summary(verdicts: dict) -> None:
     """Display `summary_markdown(verdicts)` (the chapter summary's verdict list)."""
-    _show_markdown(summary_markdown(verdicts))
+    show_markdown(summary_markdown(verdicts))
 
 
 def summary_markdown(verdicts: dict) -> str:
@@ -120,7 +134,7 @@ def profiles_markdown() -> str:
 
 def provenance_note(chapter, records: list[dict] | None = None) -> None:
     """Display `provenance_markdown` in the notebook (rendered as Markdown in the book)."""
-    _show_markdown(provenance_markdown(chapter, records))
+    show_markdown(provenance_markdown(chapter, records))
 
 
 def verdict(holds: bool) -> str:
@@ -139,7 +153,7 @@ def absent_markdown(reasons: dict[str, str], chapter: int) -> str:
 
 def show_absent(reasons: dict[str, str], chapter: int) -> None:
     """Display `absent_markdown(reasons, chapter)`."""
-    _show_markdown(absent_markdown(reasons, chapter))
+    show_markdown(absent_markdown(reasons, chapter))
 
 
 # ------------------------------------------------------------ chapters 8-10
@@ -157,7 +171,7 @@ def missing_markdown(label: str, reasons: list[str], chapter: int = 8) -> str:
 
 def show_missing(label: str, reasons: list[str], chapter: int = 8) -> None:
     """Display `missing_markdown`."""
-    _show_markdown(missing_markdown(label, reasons, chapter))
+    show_markdown(missing_markdown(label, reasons, chapter))
 
 
 def _first_deaths(steps) -> str:
@@ -201,3 +215,73 @@ def verdict_changes_markdown(frame: pd.DataFrame, first: str, second: str) -> st
         text += (f" Not yet judged at both (runs missing from the store): claim{'s' if len(untested) > 1 else ''} "
                  + ", ".join(map(str, untested)) + ".")
     return text
+
+
+def fate_markdown(fates: pd.DataFrame) -> str:
+    """One bullet per setting of `tables.universality_fates` (its pooled row, e.g. C5-C7): how many of the
+    layers' features die later, the mean early universality of those and of the ones that live, and
+    which group was the more selective (fired on fewer training images) before any died. Generated."""
+    lines = []
+    for (setting, layers), row in fates.iterrows():
+        if "-" not in layers:
+            continue  # the pooled row only
+        dies, total = int(row["die later"]), int(row["features"])
+        if dies == 0:
+            lines.append(f"- **{setting}, {layers}:** none of the {total} features dies later.")
+            continue
+        die, live = row["early: die later"], row["early: live"]
+        if math.isnan(live):
+            lines.append(f"- **{setting}, {layers}:** all {total} features die later; they fired on {die:.1f}% of "
+                         "the training images on average.")
+            continue
+        reading = ("the dying ones were the more selective (they fired on fewer images)" if die < live else
+                   "the dying ones were not the more selective")
+        lines.append(f"- **{setting}, {layers}:** the {dies} of {total} features that die later fired on {die:.1f}% "
+                     f"of the training images on average, the {total - dies} that live on {live:.1f}%: {reading}.")
+    return "\n".join(lines)
+
+
+def _change(before: Estimate, after: Estimate) -> str:
+    """'rises', 'falls' or 'does not change beyond seed noise', by the claims' noise rule (`seeds.clearly_greater`)."""
+    if clearly_greater(after, before):
+        return "rises"
+    if clearly_greater(before, after):
+        return "falls"
+    return "does not change beyond seed noise"
+
+
+def mechanism_steps_markdown(groups, layers=("C6", "C7")) -> str:
+    """For each step between consecutive (label, records) of `groups` (easiest task first): the test error,
+    the mean universality of each of `layers`' living features and the % dead features (|γ| < 1e-3), each
+    as mean±std over seeds with whether it rises or falls by the claims' noise rule, and whether the step
+    fits the paper's mechanism (Sec. 4.2: late features that become more universal keep their gradient
+    and die less). Generated from the runs, so it holds at any profile and parameters."""
+    def estimates(records):
+        numbers = [mechanism_numbers(record, layers) for record in records]
+        found = {"error": Estimate.of([n["test error"] for n in numbers]),
+                 "dead": Estimate.of([r["final"]["sparsity_gamma"] for r in records])}
+        for layer in layers:
+            values = [n[f"universality {layer}"] for n in numbers if not math.isnan(n[f"universality {layer}"])]
+            found[layer] = Estimate.of(values) if values else None
+        return found
+
+    lines = []
+    steps = [(label, estimates(records)) for label, records in groups if records]
+    for (first, a), (second, b) in zip(steps, steps[1:]):
+        universality = [(layer, a[layer], b[layer]) for layer in layers if a[layer] and b[layer]]
+        risen = [layer for layer, x, y in universality if _change(x, y) == "rises"]
+        dead = _change(a["dead"], b["dead"])
+        parts = [f"test error {a['error'].text()} → {b['error'].text()}% ({_change(a['error'], b['error'])})"]
+        parts += [f"universality of the living {layer} features {x.text()} → {y.text()}% ({_change(x, y)})"
+                  for layer, x, y in universality]
+        parts.append(f"% dead features {a['dead'].text()} → {b['dead'].text()} ({dead})")
+        if risen and dead == "falls":
+            reading = "as the paper's mechanism predicts"
+        elif not risen and dead != "falls":
+            reading = "the late features do not become more universal, and nothing spares them"
+        elif risen:
+            reading = "universality rises but sparsity does not fall: against the mechanism"
+        else:
+            reading = "sparsity falls without a rise in universality: the mechanism does not explain it"
+        lines.append(f"- **{first} → {second}:** " + "; ".join(parts) + f". Reading: {reading}.")
+    return "\n".join(lines) if lines else "Fewer than two tasks have stored runs."

@@ -31,13 +31,14 @@ from ..study.seeds import (
 from . import paper
 
 __all__ = ["adagrad_horizon", "batch_points", "bn_table", "closed_form_table", "COLUMNS_TOP1", "dead_by_layer",
-           "difficulty_table", "features_pruned", "filter_norm_frame", "layer_removed", "LAYER_ROWS", "layers_by_group",
-           "ours_columns", "PAPER_CLUTTER", "PAPER_DATASET", "paper_dataset", "paper_vs_ours", "pruned_layer_frame",
-           "pruned_layers", "pruning_summary", "selectivity_by_group", "strength_sweep_table", "styled",
-           "summary_points", "supplement_layers_paper", "supplement_optimizer_table", "SUPPLEMENT_PAPER_COLUMNS",
-           "supplement_variant_table", "table1", "table2", "table2_long", "table2_pruned", "table3", "table4", "table5",
-           "table6", "table7", "table7_li", "table9", "threshold_table", "trajectory_table", "trend_table",
-           "universality_by_fate", "universality_table", "zeroing_table"]
+           "difficulty_table", "features_pruned", "filter_norm_frame", "layer_removed", "LAYER_ROWS",
+           "layers_by_group", "mechanism_numbers", "ours_columns", "PAPER_CLUTTER", "PAPER_DATASET", "paper_dataset",
+           "paper_vs_ours", "pruned_layer_frame", "pruned_layers", "pruning_summary", "selectivity_by_group",
+           "strength_sweep_table", "styled", "summary_points", "supplement_layers_paper", "supplement_optimizer_table",
+           "SUPPLEMENT_PAPER_COLUMNS", "supplement_variant_table", "table1", "table2", "table2_long", "table2_pruned",
+           "table3", "table4", "table5", "table6", "table7", "table7_li", "table9", "threshold_table",
+           "trajectory_table", "trend_table", "universality_by_fate", "universality_fates", "universality_table",
+           "zeroing_table"]
 
 
 def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], columns: list[str]) -> pd.DataFrame:
@@ -247,6 +248,22 @@ def _live_universality(record: dict, layer: str) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
+def universality_fates(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame:
+    """The numbers of `universality_by_fate` (mean early universality in % of training images, NaN for an
+    empty group), for tables and generated prose alike."""
+    rows = []
+    for label, (early, record) in pairs.items():
+        fates = [(np.asarray(early["layers"][layer]["universality"], dtype=float), _dead(record, layer))
+                 for layer in layers]
+        pooled = (np.concatenate([u for u, _ in fates]), np.concatenate([d for _, d in fates]))
+        for layer, (universality, dies) in [*zip(layers, fates), (f"{layers[0]}-{layers[-1]}", pooled)]:
+            rows.append({"setting": label, "layer": layer, "features": len(universality), "die later": int(dies.sum()),
+                         **{name: float(values.mean()) if len(values) else math.nan for name, values in
+                            (("early: all", universality), ("early: die later", universality[dies]),
+                             ("early: live", universality[~dies]))}})
+    return pd.DataFrame(rows).set_index(["setting", "layer"])
+
+
 def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame:
     """Universality early in training split by each feature's fate at the end (Sec. 3 and 4.1, claim 6):
     are the features a run kills the ones that were selective before they died?
@@ -256,16 +273,10 @@ def universality_by_fate(pairs: dict, layers=("C5", "C6", "C7")) -> pd.DataFrame
     One row per (label, layer of `layers`, then their pool 'all'); columns 'features', 'die later'
     (|γ| < 1e-3 at the end), and the mean early universality of 'all', of those that 'die later' and
     of those that 'live' ('–' for an empty group)."""
-    rows = []
-    for label, (early, record) in pairs.items():
-        fates = [(np.asarray(early["layers"][layer]["universality"], dtype=float), _dead(record, layer))
-                 for layer in layers]
-        pooled = (np.concatenate([u for u, _ in fates]), np.concatenate([d for _, d in fates]))
-        for layer, (universality, dies) in [*zip(layers, fates), (f"{layers[0]}-{layers[-1]}", pooled)]:
-            rows.append({"setting": label, "layer": layer, "features": len(universality), "die later": int(dies.sum()),
-                         "early: all": mean_text(universality), "early: die later": mean_text(universality[dies]),
-                         "early: live": mean_text(universality[~dies])})
-    return pd.DataFrame(rows).set_index(["setting", "layer"])
+    frame = universality_fates(pairs, layers)
+    for column in ("early: all", "early: die later", "early: live"):
+        frame[column] = [mean_text(np.array([v])) if not math.isnan(v) else "–" for v in frame[column]]
+    return frame
 
 
 def universality_table(records: list[dict], layers=("C5", "C6", "C7")) -> pd.DataFrame:
@@ -457,13 +468,13 @@ def selectivity_by_group(groups, layers=("C5", "C6", "C7")) -> pd.DataFrame:
     living feature fires, '–' when none lives), for each of `layers`."""
     columns = {}
     for label, records in groups:
-        numbers = [_mechanism_numbers(record, layers) for record in records]
+        numbers = [mechanism_numbers(record, layers) for record in records]
         columns[label] = {row: estimate_text([n[row] for n in numbers]) for row in numbers[0]}
     return pd.DataFrame(columns).rename_axis("quantity")
 
 
-def _mechanism_numbers(record: dict, layers) -> dict[str, float]:
-    """One run's rows of `selectivity_by_group`."""
+def mechanism_numbers(record: dict, layers) -> dict[str, float]:
+    """One run's rows of `selectivity_by_group` (errors in %, dead in % of the layer, universality in %)."""
     percents = _layer_percents(record)
     return {"test error": record["final"]["test_err"], "train error": record["final"]["train_err"],
             **{f"% dead {layer}": percents[layer] for layer in layers},

@@ -248,7 +248,7 @@ class Profile:
 # stream of training images every epoch (BENCHMARKS.md, calibration: Adam L2 1e-4 ends at 19% test error).
 HARD_SYNTHETIC = {"num_classes": 20, "clutter": 0.5, "train_stream": True}
 
-CPU = Profile("cpu", "~9 minutes per run on one CPU core: synthetic 16x16, 20 classes, half-cluttered, "
+CPU = Profile("cpu", "~8 minutes per run on one CPU core: synthetic 16x16, 20 classes, half-cluttered, "
               "20k fresh training images per epoch, 14,000 iterations at batch 40, BasicNet 32-0.25x, 3 seeds",
               epochs=28, train_subset=20000, test_subset=5000, image_size=16, width_scale=0.25, first_width_scale=0.5,
               seeds=3, default_dataset="synthetic", synthetic=HARD_SYNTHETIC, section5_l2=1e-3,

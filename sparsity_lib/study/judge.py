@@ -82,9 +82,12 @@ def l2_decay_verdict(lr: float | None = None, l2: float | None = None, steps: in
 
 def batch_and_width_verdict(chapter: Chapter, runs: Runs, batch_sizes: list[int] | None = None,
                             widths: list[str] | None = None) -> Verdict:
-    """Claim 8 on `batch_variants(chapter, batch_sizes)` and `width_variants(chapter, widths)`."""
+    """Claim 8 on `batch_variants(chapter, batch_sizes)` and `width_variants(chapter, widths)`, each width
+    named by the paper's net and the size it is trained at here (e.g. '64-1x (trained 32-0.25x)')."""
+    widths_trained = [(f"{label} (trained {c.first_width}-{c.width:g}x)", f)
+                      for label, f in width_variants(chapter, widths) for c in [chapter.config(**f)]]
     return claims.claim8_batch_and_width([(label, runs([f])) for label, f in batch_variants(chapter, batch_sizes)],
-                                         [(label, runs([f])) for label, f in width_variants(chapter, widths)])
+                                         [(label, runs([f])) for label, f in widths_trained])
 
 
 def variant_verdict(chapter: Chapter, runs: Runs, negative_slope: float | None = None,
