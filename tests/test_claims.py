@@ -124,6 +124,26 @@ def test_claim4_not_tested_when_the_order_is_not_one_of_difficulty():
         claims.claim4_task_difficulty([("mixed", seeds([1], l2=1e-4) + seeds([2], l2=1e-3)), ("x", seeds([1]))])
 
 
+def test_claim4_reports_the_papers_two_point_comparison_beside_the_trend():
+    """The paper's comparison (clean against fully cluttered) can go its way while an intermediate step
+    breaks the trend: the verdict fails and says which half did."""
+    tasks = [("clean", seeds([38, 38.5, 38], errors=[5, 5, 6], clutter=0.0)),
+             ("half", seeds([26, 26.5, 26], errors=[10, 10, 11], clutter=0.5)),
+             ("cluttered", seeds([30, 30.5, 30], errors=[20, 21, 20], clutter=1.0))]
+    verdict = claims.claim4_task_difficulty(tasks)
+    assert verdict.status == FAILS
+    assert "two-point comparison, clean 38.2" in verdict.reason and "cluttered 30.2" in verdict.reason
+    assert ": clearly;" in verdict.reason and "clearly rises (half 26.2" in verdict.reason
+
+
+def test_comparison_grades_a_miss():
+    tight = lambda mean: Estimate.of([mean - 0.5, mean, mean + 0.5])  # noqa: E731
+    assert seed_statistic.comparison(tight(40), tight(30), floor=5) == seed_statistic.CLEAR
+    assert seed_statistic.comparison(tight(33.4), tight(30), floor=5) == seed_statistic.BELOW_FLOOR
+    assert seed_statistic.comparison(tight(30.3), tight(30), floor=5) == seed_statistic.WITHIN_NOISE
+    assert seed_statistic.comparison(tight(25), tight(30), floor=5) == seed_statistic.OPPOSITE
+
+
 # ------------------------------------------------------------------------------ claims 5-6
 def test_claim5_holds_when_sgd_dies_early_and_adam_late():
     sgd = [record(optimizer="sgd", seed=s, dead={"C1": 20, "C2": 10}) for s in range(3)]
@@ -155,6 +175,28 @@ def test_claim6_fails_when_adam_betas_stay_positive():
     adam = [record(seed=s, beta=0.1, universality=30.0 + s) for s in range(3)]
     verdict = claims.claim6_betas_and_selectivity(sgd, adam)
     assert verdict.status == FAILS and "negative betas: fails" in verdict.reason
+
+
+def test_claim6_in_the_papers_direction_short_of_the_floor_is_below_the_floor_not_holding():
+    """Adam's late features 3.4 points less universal than SGD's with a spread of 0.5: beyond the noise,
+    short of the 5-point floor (the cpu store's case): 'below the floor', which is not holding."""
+    sgd = [record(optimizer="sgd", seed=s, beta=0.1, universality=60.0 + 0.5 * s) for s in range(3)]
+    adam = [record(seed=s, beta=-0.2, universality=56.6 + 0.5 * s) for s in range(3)]
+    verdict = claims.claim6_betas_and_selectivity(sgd, adam)
+    assert verdict.status == claims.BELOW_FLOOR and not verdict.holds
+    assert "selectivity: below the floor" in verdict.reason and "floor 5 points" in verdict.reason
+    opposite = [record(seed=s, beta=-0.2, universality=70.0 + s) for s in range(3)]
+    assert "opposite to the paper" in claims.claim6_betas_and_selectivity(sgd, opposite).reason
+    assert claims.claim6_betas_and_selectivity(sgd, opposite).status == FAILS
+
+
+def test_every_claim_states_its_criterion_with_its_constants():
+    for number in claims.CLAIMS:
+        text = claims.criterion(number)
+        assert text.startswith("Criterion") and "MIN_EFFECT " not in text.replace("MIN_EFFECT (= ", "")
+    assert "(= 0.3)" in claims.criterion(10) and "[0.5, 1.5]" in claims.criterion(7)
+    assert "zero task gradient only" in claims.criterion(7) and "two-point comparison" in claims.criterion(4)
+    assert "2 standard errors" in claims.criterion(1) and "standard errors" not in claims.criterion(7)
 
 
 def test_claim6_ignores_dead_features():

@@ -179,6 +179,19 @@ def test_verdict_markdown_states_mark_claim_reason_and_numbers():
     assert summary.splitlines() == [f"- Claim 1 (✅ holds): {CLAIMS[1]}", f"- Claim 2 (❌ fails): {CLAIMS[2]}"]
 
 
+def test_verdicts_and_the_scorecard_show_their_criterion_and_a_miss_below_the_floor():
+    from sparsity_lib.study.claims import BELOW_FLOOR, FAILS, HOLDS, Verdict, criterion, scorecard
+    text = markdown.verdict_markdown(Verdict(6, BELOW_FLOOR, "universality 3.4 points lower"))
+    assert text.startswith("**Claim 6: 🟡 below the floor**") and f"*Criterion:* {criterion(6)}" in text
+    card = scorecard({1: Verdict(1, HOLDS, "a"), 6: Verdict(6, BELOW_FLOOR, "b"), 8: Verdict(8, FAILS, "c")})
+    card["chapter"] = 2
+    table = markdown.scorecard_markdown(card, {})
+    assert ":::{dropdown} The criterion of each verdict" in table and f"7. {criterion(7)}" in table
+    failing = markdown.failing_claims_markdown(card, {}).splitlines()
+    assert [line.split(",")[0] for line in failing] == ["- claim 6", "- claim 8"]
+    assert "below the criterion's floor" in failing[0] and "floor" not in failing[1]
+
+
 def test_styled_escapes_labels_so_a_less_than_sign_shows():
     frame = pd.DataFrame({"err": [1.234]}, index=["|γ| < 0.001 zeroed"])
     html = tables.styled(frame, "caption").to_html()
@@ -197,3 +210,11 @@ def test_profile_verdicts_markdown_has_a_verdict_column_per_profile():
     assert rule.count("|") == head.count("|")
     assert row == (f"| 1 | L2 makes filters die | {VERDICT_MARKS['holds']} | {VERDICT_MARKS['not tested']} | "
                    "[2](02_primary_findings.ipynb) |")
+
+
+def test_net_label_names_the_size_a_net_is_trained_at():
+    from sparsity_lib.runs.config import make_config
+    from sparsity_lib.runs.labels import net_label
+    assert net_label(make_config("cpu", model="vgg16", width=0.5, image_size=32)) == "VGG-16 ×0.125"
+    assert net_label(make_config("cpu")) == "BasicNet 32-0.25x, 16x16"
+    assert net_label({"model": "basicnet", "first_width": 64, "width": 1.0, "image_size": 32}) == "BasicNet 64-1x"

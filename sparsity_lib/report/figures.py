@@ -21,7 +21,8 @@ from ..runs.labels import (
 from ..study.seeds import Estimate, seed_frame
 from .frames import snapshot_frame, universality_frame
 
-__all__ = ["bn_distribution_evolution", "claim_title", "clutter_examples", "death_curves", "filter_norm_histogram",
+__all__ = ["bn_distribution_evolution", "claim_title", "clutter_examples", "death_curves", "FAMILY_MAPS",
+           "family_palette", "filter_norm_histogram",
            "first_seed_by_setting", "GAMMA_RULE", "layer_pruning", "layers_by_group_figure", "layerwise_sparsity",
            "macs_per_layer", "MEASURE_LABELS", "OPTIMIZER_COLORS", "removed_vs_error", "set_style",
            "sparsity_and_error", "sparsity_vs_batch", "sparsity_vs_error", "sparsity_vs_strength", "speedup",
@@ -107,10 +108,11 @@ def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", titl
                 fmt="none", ecolor="grey", elinewidth=0.8)
     sns.scatterplot(data=shown, x="test_err", y=measure, hue="optimizer", style="regularizer", s=80, ax=ax,
                     palette=palette)
-    for row in shown.itertuples():
+    for k, row in enumerate(shown.sort_values("test_err").itertuples()):  # alternate sides: fewer overlaps
         ax.annotate(format_strength(row.strength), (row.test_err, getattr(row, measure)), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.set_ylim(-3, 103)
+                    xytext=(5, 4) if k % 2 == 0 else (5, -11), textcoords="offset points")
+    top = (shown[measure] + shown[f"{measure}_std"].fillna(0)).max()
+    ax.set_ylim(-3, min(103.0, max(10.0, 1.15 * top + 3)))
     ax.set_xlabel("test error (%)")
     ax.set_ylabel(MEASURE_LABELS.get(measure, measure))
     ax.set_title(title or "Sparsity against test error, per setting")
@@ -121,10 +123,26 @@ def sparsity_vs_error(frame: pd.DataFrame, measure: str = "sparsity_gamma", titl
 # ------------------------------------------------------------------- Sec. 1: thresholds
 
 
+FAMILY_MAPS = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys")
+
+
+def family_palette(labels: list[str]) -> dict[str, tuple]:
+    """label -> colour, one colour map per family (the label's first word, e.g. the optimizer), shades
+    within it from light to dark in the order given: 'Adam L2 1e-4' and 'Adam L2 1e-3' are two blues."""
+    families = list(dict.fromkeys(label.split()[0] for label in labels))
+    palette = {}
+    for family, name in zip(families, FAMILY_MAPS * (1 + len(families) // len(FAMILY_MAPS))):
+        members = [label for label in labels if label.split()[0] == family]
+        shades = sns.color_palette(name, n_colors=len(members) + 2)[2:]
+        palette.update(zip(members, shades))
+    return palette
+
+
 def threshold_sensitivity(frame: pd.DataFrame, marked: float = GAMMA_THRESHOLD, title: str | None = None):
     """% inactive against the |gamma| threshold (log x) per run, with the book's threshold marked."""
-    fig, ax = plt.subplots()
-    sns.lineplot(data=frame, x="threshold", y="percent", hue="setting", marker="o", ax=ax)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    sns.lineplot(data=frame, x="threshold", y="percent", hue="setting", marker="o", ax=ax,
+                 palette=family_palette(list(dict.fromkeys(frame["setting"]))))
     ax.set_xscale("log")
     ax.axvline(marked, color="grey", linestyle="--", linewidth=1)
     ax.annotate(f"threshold used: {format_strength(marked)}", (marked, 0.97), xycoords=("data", "axes fraction"),
@@ -133,7 +151,7 @@ def threshold_sensitivity(frame: pd.DataFrame, marked: float = GAMMA_THRESHOLD, 
     ax.set_xlabel("threshold on |γ| (log scale)")
     ax.set_ylabel("% conv features with |γ| below threshold")
     ax.set_title(title or "% of features below each |γ| threshold")
-    ax.legend(title="run", fontsize="small")
+    ax.legend(title="run", fontsize="small", bbox_to_anchor=(1.02, 1), loc="upper left")
     return fig
 
 
@@ -226,9 +244,11 @@ def weight_trajectories(frame: pd.DataFrame, title: str | None = None, lr: float
     fig, axes = plt.subplots(1, len(scenarios), figsize=(width, 4.2), sharey=True, squeeze=False)
     for ax, scenario in zip(axes[0], scenarios):
         part = frame[frame["scenario"] == scenario]
-        for color, setting in zip(sns.color_palette(n_colors=len(settings)), settings):
+        styles = ["-", "--", "-.", (0, (1, 1))]  # curves that coincide stay visible through the dashes
+        for k, (color, setting) in enumerate(zip(sns.color_palette(n_colors=len(settings)), settings)):
             rows = part[part["setting"] == setting]
-            ax.plot(rows["step"], rows["theta"], color=color, linewidth=1.6, label=setting)
+            ax.plot(rows["step"], rows["theta"], color=color, linewidth=2.2 - 0.3 * (k % 4),
+                    linestyle=styles[k % len(styles)], label=setting)
         if lr is not None:
             start = part["theta"].iloc[0]
             steps = np.arange(0, part["step"].max() + 1)

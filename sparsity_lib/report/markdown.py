@@ -13,7 +13,7 @@ from ..runs.labels import (
     format_strength,
 )
 from ..runs.schedule import iterations
-from ..study.claims import CLAIMS, FAILS, NOT_TESTED
+from ..study.claims import BELOW_FLOOR, CLAIMS, FAILS, NOT_TESTED, criterion
 from ..study.judge import verdict_changes
 from ..study.seeds import Estimate, clearly_greater
 from .tables import mechanism_numbers
@@ -41,7 +41,8 @@ def _without_machine_path(chapter) -> str:
     return chapter.dataset_reason.replace(str(root), f"{root.name}/")
 
 
-VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "not tested": "⚪ not tested"}
+VERDICT_MARKS = {"holds": "✅ holds", "fails": "❌ fails", "below the floor": "🟡 below the floor",
+                 "not tested": "⚪ not tested"}
 
 
 def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
@@ -53,17 +54,19 @@ def scorecard_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str
         why = str(row.why).replace("|", "/")
         mark = VERDICT_MARKS.get(row.verdict, row.verdict)
         rows.append(f"| {row.claim} | {row.statement} | {mark} | {why} | {link} |")
-    return "\n".join(rows)
+    rules = [f"{number}. {criterion(number)}" for number in sorted(card["claim"])]
+    return "\n".join(rows + ["", ":::{dropdown} The criterion of each verdict", *rules, ":::"])
 
 
 def failing_claims_markdown(card: pd.DataFrame, chapter_files: dict[int, str]) -> str:
     """One bullet per claim that fails in `card` (`judge.scorecard`), linking the chapter that shows what
     was measured about why; 'No claim fails at this profile.' when none does."""
-    rows = [row for row in card.itertuples() if row.verdict == FAILS]
+    rows = [row for row in card.itertuples() if row.verdict in (FAILS, BELOW_FLOOR)]
     if not rows:
         return "No claim fails at this profile."
     return "\n".join(f"- claim {row.claim}, [chapter {row.chapter}]({chapter_files.get(row.chapter, '')}): "
-                     f"{row.statement}" for row in rows)
+                      f"{row.statement}" + (" (in the paper's direction, but below the criterion's floor)"
+                                           if row.verdict == BELOW_FLOOR else "") for row in rows)
 
 
 def profile_verdicts_markdown(frame: pd.DataFrame, chapter_files: dict[int, str], profiles) -> str:
@@ -98,7 +101,8 @@ def verdict_markdown(verdict, where: str = "") -> str:
     reason, then each number it used as a bullet. `where`: e.g. "profile cpu, synthetic, 3 seeds"."""
     mark = VERDICT_MARKS.get(verdict.status, verdict.status)
     head = f"**Claim {verdict.claim}: {mark}**" + (f" ({where})" if where else "")
-    lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}"]
+    lines = [head, "", f"*Paper:* {CLAIMS[verdict.claim]}", "", f"*Ours:* {verdict.reason}", "",
+             f"*Criterion:* {criterion(verdict.claim)}"]
     if verdict.numbers:
         lines.append("")
         lines += [f"- {name}: {value:.3g}" if isinstance(value, float) else f"- {name}: {value}"

@@ -54,9 +54,9 @@ def paper_vs_ours(paper: pd.DataFrame, ours: pd.DataFrame, on: list[str], column
 
 
 def styled(frame: pd.DataFrame, caption: str, digits: int = 1):
-    """A pandas Styler with a caption and fixed decimals (NaN shown as '–'); cells and labels are
-    HTML-escaped, so a label such as '|γ| < 0.001' shows as written."""
-    styler = frame.style.format(precision=digits, na_rep="–", escape="html").set_caption(caption)
+    """A pandas Styler with a caption, fixed decimals and thousands separators (NaN shown as '–'); cells
+    and labels are HTML-escaped, so a label such as '|γ| < 0.001' shows as written."""
+    styler = frame.style.format(precision=digits, na_rep="–", escape="html", thousands=",").set_caption(caption)
     return styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
 
 PAPER_DATASET = {"cifar100": "cifar100"}  # our dataset -> the paper's dataset it is compared with (else CIFAR-10)

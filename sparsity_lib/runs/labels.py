@@ -5,7 +5,7 @@ Shared by the verdicts (`claims`), the tables and the figures, so a setting read
 """
 from __future__ import annotations
 
-__all__ = ["format_strength", "OPTIMIZER_NAMES", "regularizer_of", "setting_label"]
+__all__ = ["format_strength", "net_label", "OPTIMIZER_NAMES", "regularizer_of", "setting_label"]
 
 OPTIMIZER_NAMES = {"sgd": "SGD", "adam": "Adam", "amsgrad": "AMSGrad", "adamax": "Adamax",
                    "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSProp"}
@@ -31,3 +31,16 @@ def regularizer_of(l2: float, wd: float) -> tuple[str, float]:
     if not wd:
         return "L2", float(l2)
     return ("WD", float(wd)) if not l2 else ("L2+WD", float(wd))
+
+
+def net_label(config) -> str:
+    """The network a config trains, at the size it is trained: 'BasicNet 32-0.25x', 'VGG-16 ×0.125'
+    (VGG: the multiplier of every layer's features against the paper's VGG), plus the image size
+    ('16x16') when it is not 32. `config`: a RunConfig or a record's config dict."""
+    fields = config if isinstance(config, dict) else vars(config)
+    model, width, size = fields.get("model", "basicnet"), float(fields.get("width", 1.0)), fields.get("image_size")
+    if model.startswith("vgg"):
+        name = f"VGG-{model[3:]} ×{width:g}"
+    else:
+        name = f"BasicNet {fields.get('first_width', 64)}-{width:g}x"
+    return name if size in (None, 32) else f"{name}, {size}x{size}"

@@ -24,25 +24,30 @@ import pandas as pd
 
 from ..nets.sparsity import GAMMA_THRESHOLD
 from ..runs.labels import format_strength
+from . import seeds
 from .seeds import (
     ASSUMED_SPREAD,
+    CLEAR,
     MIN_EFFECT,
     NOISE_Z,
     Estimate,
     Setting,
     clearly_greater,
+    comparison,
     margin,
     one_setting_each,
     settings,
 )
 
-__all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "CLAIM7_RATE_BOUNDS", "claim10_pruning", "claim1_regularization_strength", "claim2_adaptive_vs_sgd",
-           "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location", "claim6_betas_and_selectivity",
-           "claim7_adam_l2_decay", "claim8_batch_and_width", "claim9_variants", "CLAIMS", "clearly_greater",
-           "COMPARABLE_ERROR", "Estimate", "FAILS", "HOLDS", "margin", "MIN_EFFECT", "NOISE_Z", "NOT_TESTED",
-           "one_setting_each", "scorecard", "Setting", "settings", "steps_to_fraction", "UNCHANGED_ERROR", "VARIANT_TOLERANCE", "Verdict"]
+__all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "BELOW_FLOOR", "checks", "claim10_pruning", "claim1_regularization_strength",
+           "claim2_adaptive_vs_sgd", "claim3_l2_vs_wd", "claim4_task_difficulty", "claim5_layer_location",
+           "claim6_betas_and_selectivity", "claim7_adam_l2_decay", "CLAIM7_RATE_BOUNDS", "claim8_batch_and_width",
+           "claim9_variants", "CLAIMS", "clearly_greater", "COMPARABLE_ERROR", "criterion", "Estimate", "FAILS",
+           "HOLDS", "margin", "MIN_EFFECT", "NOISE_Z", "NOT_TESTED", "one_setting_each", "scorecard", "Setting",
+           "settings", "steps_to_fraction", "UNCHANGED_ERROR", "VARIANT_TOLERANCE", "Verdict"]
 
 HOLDS, FAILS, NOT_TESTED = "holds", "fails", "not tested"
+BELOW_FLOOR = "below the floor"  # in the paper's direction beyond the noise, short of the floor: does not hold
 COMPARABLE_ERROR = 3.0    # test-error points within which two settings count as "at comparable error"
 UNCHANGED_ERROR = 0.3     # test-error points: "removing dead filters leaves the error unchanged"
 CLAIM7_RATE_BOUNDS = (0.5, 1.5)  # claim 7: Adam+L2's mean decrease per step, in units of lr
@@ -66,7 +71,8 @@ CLAIMS = {
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one claim check: `status` is HOLDS, FAILS or NOT_TESTED."""
+    """The outcome of one claim check: `status` is HOLDS, FAILS, BELOW_FLOOR (the paper's direction beyond
+    the noise, short of the criterion's floor; not counted as holding) or NOT_TESTED."""
     claim: int
     status: str
     reason: str
@@ -90,9 +96,11 @@ def _comparable(a: Setting, b: Setting, tolerance: float = COMPARABLE_ERROR) -> 
 
 
 def _combine(claim: int, parts: dict[str, Verdict], numbers: dict) -> Verdict:
-    """A claim made of parts: fails if any part fails, holds if all hold, else not tested."""
+    """A claim made of parts: fails if any part fails, else below the floor if a part is, holds if all
+    hold, else not tested."""
     statuses = [part.status for part in parts.values()]
-    status = FAILS if FAILS in statuses else HOLDS if all(s == HOLDS for s in statuses) else NOT_TESTED
+    status = (FAILS if FAILS in statuses else BELOW_FLOOR if BELOW_FLOOR in statuses
+              else HOLDS if all(s == HOLDS for s in statuses) else NOT_TESTED)
     reason = "; ".join(f"{name}: {part.status} ({part.reason})" for name, part in parts.items())
     return Verdict(claim, status, reason, numbers)
 
@@ -214,7 +222,8 @@ def claim4_task_difficulty(tasks: Sequence[tuple[str, Sequence[dict]]]) -> Verdi
     and regularization. Criterion: the order must really be one of difficulty (test error rises
     along it: each task's mean error at least as high as the previous one's, the hardest clearly
     above the easiest by MIN_EFFECT points) — otherwise not tested. Then holds when the easiest
-    task's sparsity clearly exceeds the hardest's and no step to a harder task clearly rises.
+    task's sparsity clearly exceeds the hardest's (the paper's own two-point comparison) and no step to a
+    harder task clearly rises (the trend); the reason reports both.
     """
     if len(tasks) < 2:
         return Verdict(4, NOT_TESTED, "needs at least two tasks")
@@ -225,11 +234,14 @@ def claim4_task_difficulty(tasks: Sequence[tuple[str, Sequence[dict]]]) -> Verdi
     if not harder:
         return Verdict(4, NOT_TESTED, "the tasks are not ordered by difficulty (test error does not rise along "
                        "them): " + ", ".join(f"{label} {s.error}%" for label, s in found), numbers)
-    falls = clearly_greater(found[0][1].sparsity, found[-1][1].sparsity)
-    no_rise = not any(clearly_greater(b.sparsity, a.sparsity) for (_, a), (_, b) in zip(found, found[1:]))
-    status = HOLDS if falls and no_rise else FAILS
-    reason = " > ".join(f"{label} {s.sparsity}%" for label, s in found) if status == HOLDS else \
-        "sparsity does not fall clearly with difficulty: " + ", ".join(f"{label} {s.sparsity}%" for label, s in found)
+    (easy, first), (hard, last) = found[0], found[-1]
+    ends = comparison(first.sparsity, last.sparsity)
+    rises = [f"{a_label} {a.sparsity}% -> {b_label} {b.sparsity}%" for (a_label, a), (b_label, b)
+             in zip(found, found[1:]) if clearly_greater(b.sparsity, a.sparsity)]
+    status = HOLDS if ends == CLEAR and not rises else FAILS
+    reason = (f"the paper's two-point comparison, {easy} {first.sparsity}% -> {hard} {last.sparsity}%: {ends}; "
+              + (f"the trend: a step to a harder task clearly rises ({'; '.join(rises)})" if rises else
+                 "the trend: no step to a harder task clearly rises" if len(found) > 2 else "no intermediate task"))
     return Verdict(4, status, reason + f" ({_seeds([s for _, s in found])})", numbers)
 
 
@@ -291,11 +303,12 @@ def claim6_betas_and_selectivity(sgd: Sequence[dict], adam: Sequence[dict]) -> V
     """Claim 6 (Sec. 4.1, Fig. 2-3): Adam learns negative BN betas and more selective (less universal)
     late-layer features than SGD.
 
-    `sgd`, `adam`: the seeds of one SGD and one Adam setting. Over the living features (|gamma| >=
-    threshold) of the last third of the conv layers: (a) Adam's mean beta is negative and clearly
+    `sgd`, `adam`: the seeds of one SGD and one Adam setting. Criterion, over the living features (|gamma|
+    >= threshold) of the last third of the conv layers: (a) Adam's mean beta is negative and clearly
     below SGD's (noise rule with floor 0.05 and an assumed one-seed spread of 0.05); (b) Adam's mean
     universality (% of images a feature fires on) is clearly below SGD's (floor 5 points, assumed
-    spread 5 points). Holds when both hold.
+    spread 5 points). Holds when both hold; a part in the paper's direction beyond the noise but short
+    of its floor is 'below the floor', which does not hold.
     """
     _, late = _thirds(sgd)
     beta_sgd, beta_adam = _late_living(sgd, "beta", late), _late_living(adam, "beta", late)
@@ -304,13 +317,22 @@ def claim6_betas_and_selectivity(sgd: Sequence[dict], adam: Sequence[dict]) -> V
                "universality SGD %": str(uni_sgd), "universality Adam %": str(uni_adam)}
     if any(math.isnan(e.mean) for e in (beta_sgd, beta_adam)):
         return Verdict(6, NOT_TESTED, "a setting has no living late-layer feature", numbers)
-    negative = beta_adam.mean < 0 and clearly_greater(beta_sgd, beta_adam, floor=0.05, assumed=0.05)
-    selective = clearly_greater(uni_sgd, uni_adam, floor=5.0, assumed=5.0)
-    parts = {"negative betas": Verdict(6, HOLDS if negative else FAILS,
-                                       f"Adam {beta_adam.mean:.3f} vs SGD {beta_sgd.mean:.3f}"),
-             "selectivity": Verdict(6, HOLDS if selective else FAILS,
-                                    f"universality Adam {uni_adam}% vs SGD {uni_sgd}%")}
+    lower_beta = comparison(beta_sgd, beta_adam, floor=0.05, assumed=0.05)
+    lower_universality = comparison(uni_sgd, uni_adam, floor=5.0, assumed=5.0)
+    parts = {"negative betas": Verdict(6, _graded(lower_beta) if beta_adam.mean < 0 else FAILS,
+                                       f"Adam {beta_adam.mean:.3f} vs SGD {beta_sgd.mean:.3f}: "
+                                       + (lower_beta if beta_adam.mean < 0 else "Adam's mean beta is not negative")
+                                       + "; floor 0.05"),
+             "selectivity": Verdict(6, _graded(lower_universality),
+                                    f"universality Adam {uni_adam}% vs SGD {uni_sgd}%: {lower_universality}; "
+                                    "floor 5 points")}
     return _combine(6, parts, numbers)
+
+
+def _graded(outcome: str) -> str:
+    """The status of one comparison (`seeds.comparison`): clear holds, beyond noise but short of the
+    floor is BELOW_FLOOR, anything else fails."""
+    return HOLDS if outcome == CLEAR else BELOW_FLOOR if outcome == seeds.BELOW_FLOOR else FAILS
 
 
 # ------------------------------------------------------------------------------ claim 7
@@ -330,12 +352,14 @@ def claim7_adam_l2_decay(adam_l2: Sequence[float], others: dict[str, Sequence[fl
     `others`: label -> trajectory of the alternatives (Adam+WD, SGD+L2, ...) from the same theta0.
     Criterion: (a) Adam+L2's mean decrease per step until |theta| reaches 10% of theta0 lies within
     [0.5, 1.5] x lr; (b) it reaches 10% of theta0 at least `speedup` times sooner than every
-    alternative (an alternative that never gets there within T steps counts as infinitely slow).
+    alternative (an alternative that never gets there within T steps counts as infinitely slow). Tested
+    with zero task gradient only: the rare-gradient half of the sentence is shown, not judged.
     """
     reach = steps_to_fraction(adam_l2)
     numbers = {"Adam+L2 steps to 10%": reach, **{f"{k} steps to 10%": steps_to_fraction(v) for k, v in others.items()}}
     if math.isinf(reach):
-        return Verdict(7, FAILS, "Adam+L2 never decays to 10% of theta0 within the simulated steps", numbers)
+        return Verdict(7, FAILS, "tested with zero task gradient only: Adam+L2 never decays to 10% of theta0 "
+                       "within the simulated steps", numbers)
     per_step = (adam_l2[0] - adam_l2[int(reach)]) / max(1.0, reach)
     numbers["Adam+L2 decrease per step / lr"] = per_step / lr
     low, high = CLAIM7_RATE_BOUNDS
@@ -343,7 +367,8 @@ def claim7_adam_l2_decay(adam_l2: Sequence[float], others: dict[str, Sequence[fl
     slower = {k: steps_to_fraction(v) for k, v in others.items()}
     faster = all(s >= speedup * reach for s in slower.values())
     status = HOLDS if about_lr and faster else FAILS
-    reason = (f"Adam+L2 decays {per_step / lr:.2f} x lr per step and reaches 10% in {reach:.0f} steps; "
+    reason = ("tested with zero task gradient only (the rare-gradient half of the sentence is shown, not judged): "
+              f"Adam+L2 decays {per_step / lr:.2f} x lr per step and reaches 10% in {reach:.0f} steps; "
               + ", ".join(f"{k} in {'never' if math.isinf(s) else f'{s:.0f}'}" for k, s in slower.items()))
     return Verdict(7, status, reason, numbers)
 
@@ -444,6 +469,28 @@ def claim10_pruning(implicit: Sequence[dict], li: Sequence[dict] = (), tolerance
     else:
         parts["vs Li et al."] = Verdict(10, NOT_TESTED, "no Li et al. record")
     return _combine(10, parts, numbers)
+
+
+def checks() -> dict:
+    """Claim number -> the function that judges it (its docstring states the criterion)."""
+    return {1: claim1_regularization_strength, 2: claim2_adaptive_vs_sgd, 3: claim3_l2_vs_wd,
+            4: claim4_task_difficulty, 5: claim5_layer_location, 6: claim6_betas_and_selectivity,
+            7: claim7_adam_l2_decay, 8: claim8_batch_and_width, 9: claim9_variants, 10: claim10_pruning}
+
+
+def criterion(claim: int) -> str:
+    """The rule claim `claim` is judged by, in words: its check's docstring from 'Criterion' on, with
+    the named constants' values, then the noise rule that 'clearly' means."""
+    doc = " ".join(checks()[claim].__doc__.split())
+    text = doc[doc.index("Criterion"):]
+    for name, value in (("MIN_EFFECT", MIN_EFFECT), ("COMPARABLE_ERROR", COMPARABLE_ERROR),
+                        ("UNCHANGED_ERROR", UNCHANGED_ERROR), ("`tolerance`", COMPARABLE_ERROR), ("`speedup`", 10.0)):
+        text = text.replace(name, f"{name.strip('`')} (= {value:g})")
+    if "clearly" not in text:
+        return text
+    return (f"{text} 'Clearly' is the noise rule: the difference exceeds max(floor, {NOISE_Z:g} standard errors "
+            f"of the difference), the floor MIN_EFFECT (= {MIN_EFFECT:g} points) unless stated, a one-seed "
+            f"setting assumed to spread {ASSUMED_SPREAD:g} points.")
 
 
 def scorecard(verdicts: dict[int, Verdict | None]):

@@ -3,9 +3,11 @@ reads (`study.plans`), the tested verdict function it calls (`study.claims`), an
 intro shows, per profile. A claim whose runs are missing is "not tested", never guessed."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 from ..nets.optim import simulate_weight
+from ..runs.labels import net_label
 from . import claims
 from .chapter import Chapter, MissingRuns
 from .claims import Verdict
@@ -101,7 +103,9 @@ def pruning_verdict(chapter: Chapter, runs: Runs) -> Verdict:
     """Claim 10 on VGG-16 (batch 40, every seed): its dead features removed (no fine-tuning) vs Li et
     al.'s filter pruning of the same networks, fine-tuned for the profile's `fine_tune_steps`."""
     bases = runs([vgg_fields(chapter)])
-    return claims.claim10_pruning(pruned(chapter, bases), pruned(chapter, bases, "li", fine_tune=True))
+    verdict = claims.claim10_pruning(pruned(chapter, bases), pruned(chapter, bases, "li", fine_tune=True))
+    trained = net_label(chapter.config(**vgg_fields(chapter)))
+    return dataclasses.replace(verdict, reason=f"VGG-16 (trained: {trained}): {verdict.reason}")
 
 
 def claim_verdicts(chapter: Chapter, train_missing: bool = False) -> dict[int, Verdict]:

@@ -24,9 +24,9 @@ import pandas as pd
 
 from ..runs.labels import setting_label
 
-__all__ = ["ASSUMED_SPREAD", "clearly_greater", "Estimate", "estimate_text", "margin", "mean_text", "MIN_EFFECT",
-           "NOISE_Z", "one_setting_each", "seed_frame", "seed_groups", "Setting", "setting_config", "setting_key",
-           "settings"]
+__all__ = ["ASSUMED_SPREAD", "BELOW_FLOOR", "CLEAR", "clearly_greater", "comparison", "Estimate", "estimate_text",
+           "margin", "mean_text", "MIN_EFFECT", "NOISE_Z", "one_setting_each", "OPPOSITE", "seed_frame", "seed_groups",
+           "Setting", "setting_config", "setting_key", "settings", "WITHIN_NOISE"]
 
 MIN_EFFECT = 2.0          # percentage points of features: the smallest sparsity difference that counts
 NOISE_Z = 2.0             # a difference must exceed this many standard errors of the difference
@@ -89,6 +89,21 @@ def margin(a: Estimate, b: Estimate, floor: float = MIN_EFFECT, assumed: float =
 def clearly_greater(a: Estimate, b: Estimate, floor: float = MIN_EFFECT, assumed: float = ASSUMED_SPREAD) -> bool:
     """The noise rule: a exceeds b by more than `margin(a, b)`."""
     return a.mean - b.mean > margin(a, b, floor, assumed)
+
+
+CLEAR, BELOW_FLOOR, WITHIN_NOISE, OPPOSITE = ("clearly", "in the paper's direction but below the floor",
+                                             "within noise", "opposite to the paper")
+
+
+def comparison(a: Estimate, b: Estimate, floor: float = MIN_EFFECT, assumed: float = ASSUMED_SPREAD) -> str:
+    """How a compares with b when the paper says a > b: CLEAR (the noise rule holds), BELOW_FLOOR (a - b
+    beats the noise, NOISE_Z standard errors, but not `floor`), WITHIN_NOISE (|a - b| within the noise),
+    OPPOSITE (b exceeds a beyond the noise)."""
+    if clearly_greater(a, b, floor, assumed):
+        return CLEAR
+    if clearly_greater(a, b, 0.0, assumed):
+        return BELOW_FLOOR
+    return OPPOSITE if clearly_greater(b, a, 0.0, assumed) else WITHIN_NOISE
 
 
 # ------------------------------------------------------------------------------ settings
