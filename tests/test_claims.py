@@ -193,7 +193,8 @@ def test_claim6_in_the_papers_direction_short_of_the_floor_is_below_the_floor_no
 def test_every_claim_states_its_criterion_with_its_constants():
     for number in claims.CLAIMS:
         text = claims.criterion(number)
-        assert text.startswith("Criterion") and "MIN_EFFECT " not in text.replace("MIN_EFFECT (= ", "")
+        assert not text.startswith(("Criterion", ":", ",", " "))
+        assert "MIN_EFFECT " not in text.replace("MIN_EFFECT (= ", "")
     assert "(= 0.3)" in claims.criterion(10) and "[0.5, 1.5]" in claims.criterion(7)
     assert "zero task gradient only" in claims.criterion(7) and "two-point comparison" in claims.criterion(4)
     assert "2 standard errors" in claims.criterion(1) and "standard errors" not in claims.criterion(7)

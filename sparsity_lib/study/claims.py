@@ -482,7 +482,8 @@ def criterion(claim: int) -> str:
     """The rule claim `claim` is judged by, in words: its check's docstring from 'Criterion' on, with
     the named constants' values, then the noise rule that 'clearly' means."""
     doc = " ".join(checks()[claim].__doc__.split())
-    text = doc[doc.index("Criterion"):]
+    text = doc[doc.index("Criterion") + len("Criterion"):].lstrip(":, ")
+    text = text[0].upper() + text[1:]
     for name, value in (("MIN_EFFECT", MIN_EFFECT), ("COMPARABLE_ERROR", COMPARABLE_ERROR),
                         ("UNCHANGED_ERROR", UNCHANGED_ERROR), ("`tolerance`", COMPARABLE_ERROR), ("`speedup`", 10.0)):
         text = text.replace(name, f"{name.strip('`')} (= {value:g})")
