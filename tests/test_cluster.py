@@ -78,10 +78,11 @@ class DieOnce(CrashOnce):
     """As CrashOnce, but the first attempt at config `crash` kills its whole worker process after the
     first epoch's checkpoint (out of memory, a signal): the local pool breaks and must be replaced.
 
-    So that the pool breaks at a known moment for every run, each other run parks after its own first
-    epoch's checkpoint until the crash has happened (logging `parked` first), and the crashing run waits
-    for a neighbour to park before it dies (it may reach its first epoch first): the runs in flight when
-    the worker dies are exactly the parked ones, and each must resume from its checkpoint."""
+    So that the pool breaks at a known moment for every run, each other run that reaches its first
+    epoch's checkpoint before the crash parks there (logging `parked`) until the broken pool kills it, and
+    the crashing run waits for a neighbour to park before it dies (it may reach its first epoch first):
+    the runs in flight when the worker dies are exactly the parked ones, and each must resume from its
+    checkpoint."""
 
     def __call__(self, config, **kwargs):
         folder, key = Path(self.folder), config_hash(config)
@@ -94,7 +95,7 @@ class DieOnce(CrashOnce):
                 marker.write_text(f"{key} epoch {epoch}\n")
                 os._exit(3)
             if epoch == 1 and not marker.exists():
-                park_until(marker, folder, key)
+                park_until(folder, key)
 
         record = train(config, callback=die_after_first_epoch, **kwargs)
         with open(folder / "trained.log", "a") as log:
@@ -110,16 +111,16 @@ def wait_for_a_parked_neighbour(folder: Path, key: str, timeout_s: float = 300.0
         time.sleep(0.05)
 
 
-def park_until(marker: Path, folder: Path, key: str, timeout_s: float = 300.0) -> None:
-    """Wait until `marker` exists; `parked.log` gets `key` first, `unparked.log` only if the wait timed out
-    (then the run was not in flight when its pool broke)."""
+def park_until(folder: Path, key: str, timeout_s: float = 300.0) -> None:
+    """Park a run in flight until its broken pool kills it: `parked.log` gets `key`, then the run waits,
+    also after the crash marker appears (released then, it could finish before the pool kills its worker and
+    would not resume). Only if it is still alive after `timeout_s` (its pool did not cut it off) does
+    `unparked.log` get `key` and the run go on."""
     log_start(folder, key, "parked.log")
     deadline = time.monotonic() + timeout_s
-    while not marker.exists():
-        if time.monotonic() > deadline:
-            log_start(folder, key, "unparked.log")
-            return
+    while time.monotonic() < deadline:
         time.sleep(0.05)
+    log_start(folder, key, "unparked.log")
 
 
 def ship_by_value():
