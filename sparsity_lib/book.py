@@ -28,7 +28,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client import AsyncKernelManager
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from .runs.config import DATASET_CHOICES, get_profile
 from .runs.files import atomic_write
@@ -188,8 +188,13 @@ def recorded_profile(notebook: Path) -> str | None:
         return None
 
 
-def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = None) -> Path:
+def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = None,
+                    cell_timeout_s: float | None = None) -> Path:
     """Run one notebook with papermill; raise ChapterFailed naming the notebook and cell on error.
+
+    `cell_timeout_s`: seconds one cell may run before the chapter fails (None: no limit, as the book
+    needs for long training cells). The tests set one, so a kernel message lost upstream (a
+    jupyter_client/papermill hang with the kernel idle) fails the chapter instead of hanging the suite.
 
     The parameters are checked to be written as literals (`parameterized_notebook`). The notebook executes
     into a temporary folder and replaces `output_dir/<name>` (atomically) only when every cell succeeded:
@@ -199,7 +204,7 @@ def execute_chapter(source: Path, parameters: dict, output_dir: Path | None = No
     with tempfile.TemporaryDirectory(prefix="sparsity-book-") as scratch:
         prepared, executed = Path(scratch) / f"parameterized-{source.name}", Path(scratch) / source.name
         nbformat.write(parameterized_notebook(source, parameters), prepared)
-        run_in_kernel(source.name, prepared, executed)
+        run_in_kernel(source.name, prepared, executed, cell_timeout_s)
         finish_executed(executed, source)
         atomic_write(target, lambda tmp: shutil.copyfile(executed, tmp))
     return target
@@ -243,17 +248,19 @@ def literal_assignments(text: str) -> list[tuple[str, str]] | None:
     return None
 
 
-def run_in_kernel(name: str, prepared: Path, executed: Path) -> None:
-    """Execute the `prepared` notebook into `executed` (`KernelRun`); a cell's error or the kernel's death
-    is a ChapterFailed naming the chapter."""
+def run_in_kernel(name: str, prepared: Path, executed: Path, cell_timeout_s: float | None = None) -> None:
+    """Execute the `prepared` notebook into `executed` (`KernelRun`); a cell's error, a cell running past
+    `cell_timeout_s` or the kernel's death is a ChapterFailed naming the chapter."""
     import papermill
 
     try:
-        KernelRun().execute(prepared, executed)
+        KernelRun(cell_timeout_s).execute(prepared, executed)
     except papermill.PapermillExecutionError as error:
         if error.ename == "KeyboardInterrupt":  # the kernel was interrupted (SIGINT sent to it directly)
             raise KeyboardInterrupt from error
         raise ChapterFailed(f"{name}: cell {error.exec_count} raised {error.ename}: {error.evalue}") from error
+    except CellTimeoutError as error:
+        raise ChapterFailed(f"{name}: a cell ran past {cell_timeout_s:g} s ({error})") from error
     except DeadKernelError as error:  # the kernel's process ended mid-cell (out of memory, a crash)
         raise ChapterFailed(f"{name}: the kernel died ({error})") from error
     except RuntimeError as error:  # jupyter_client: 'Kernel died before replying to kernel_info' and the like
@@ -291,7 +298,8 @@ class KernelRun:
     Ctrl-C stops waiting). An interrupted chapter then raises KeyboardInterrupt, whatever the thread returned.
     """
 
-    def __init__(self):
+    def __init__(self, cell_timeout_s: float | None = None):
+        self.cell_timeout_s = cell_timeout_s
         self.lock = threading.Lock()
         self.groups: set[int] = set()  # process groups of the kernels started and not yet cleaned up
         self.interrupts = 0
@@ -320,7 +328,7 @@ class KernelRun:
         try:
             papermill.execute_notebook(str(prepared), str(executed), cwd=str(ROOT), kernel_name="python3",
                                        progress_bar=False, kernel_manager_class=self.manager(),
-                                       on_cell_start=self.refuse_cell)
+                                       on_cell_start=self.refuse_cell, execution_timeout=self.cell_timeout_s)
         except BaseException as error:  # noqa: BLE001 -- re-raised by `execute` in the main thread
             self.error = error
 

@@ -391,3 +391,21 @@ def test_ctrl_c_at_any_moment_exits_130_with_one_line(copy_of_book, tmp_path, pa
     wait_for(marker, process)
     interrupted(process)
     assert snapshot(folder) == before
+
+
+def test_a_cell_past_its_timeout_fails_the_chapter_instead_of_hanging(tmp_path):
+    """The tests' guard against a kernel message lost upstream: with `cell_timeout_s` a cell that does not
+    finish is a ChapterFailed naming the chapter and the limit, and the output folder is left alone."""
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell('profile = "cpu"')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A slow chapter"), parameters,
+                      nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    source = tmp_path / "99_slow.ipynb"
+    nbformat.write(notebook, source)
+    started = time.monotonic()
+    with pytest.raises(ChapterFailed, match=r"^99_slow.ipynb: a cell ran past 3 s"):
+        execute_chapter(source, {"profile": "smoke"}, tmp_path / "out", cell_timeout_s=3)
+    assert time.monotonic() - started < 50 and not (tmp_path / "out" / source.name).exists()

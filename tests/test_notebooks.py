@@ -48,6 +48,22 @@ def smoke_store(tmp_path_factory) -> Path:
     return folder
 
 
+CELL_TIMEOUT_S = 600  # no smoke cell comes near it; a longer one is a kernel message lost upstream
+
+
+def execute_with_one_retry_on_a_hang(source: Path, parameters: dict, output_dir: Path) -> Path:
+    """execute_chapter with a per-cell limit, retried once when a cell runs past it. Seen once in a clean
+    clone's suite (2026-12-03): chapter 4 at smoke with the kernel idle and papermill's client waiting
+    forever for a message (py-spy: KernelRun.wait -> papermill_execute_cells), the known jupyter_client /
+    papermill hang. A chapter that is really that slow fails twice and is reported."""
+    try:
+        return execute_chapter(source, parameters, output_dir, cell_timeout_s=CELL_TIMEOUT_S)
+    except ChapterFailed as error:
+        if "a cell ran past" not in str(error):
+            raise
+        return execute_chapter(source, parameters, output_dir, cell_timeout_s=CELL_TIMEOUT_S)
+
+
 @pytest.fixture(scope="session")
 def execute(tmp_path_factory, smoke_store):
     """execute(source) -> executed notebook path. Each notebook runs once per test run, whichever worker
@@ -63,7 +79,7 @@ def execute(tmp_path_factory, smoke_store):
             if not executed.exists() and not failed.exists():
                 parameters = {"profile": "smoke", "store": str(smoke_store), "data_root": str(no_data)}
                 try:
-                    execute_chapter(source, parameters, output_dir)
+                    execute_with_one_retry_on_a_hang(source, parameters, output_dir)
                 except Exception as error:  # noqa: BLE001 -- kept as text for the other workers
                     failed.write_text(f"{type(error).__name__}: {error}")
         if failed.exists():
@@ -227,8 +243,9 @@ def test_rerun_with_a_new_batch_size_trains_only_that_run(execute, smoke_store, 
     before = {path.name: path.stat().st_mtime_ns for path in copy.glob("*.json")}
     defaults = _parameter_default(HYPERPARAMETERS, "batch_sizes")
     new_size = max(defaults) * 2
-    execute_chapter(HYPERPARAMETERS, {"profile": "smoke", "store": str(copy),
-                                      "data_root": str(tmp_path), "batch_sizes": defaults + [new_size]}, tmp_path)
+    parameters = {"profile": "smoke", "store": str(copy), "data_root": str(tmp_path),
+                  "batch_sizes": defaults + [new_size]}
+    execute_with_one_retry_on_a_hang(HYPERPARAMETERS, parameters, tmp_path)
     after = {path.name: path.stat().st_mtime_ns for path in copy.glob("*.json")}
     added = sorted(set(after) - set(before))
     assert len(added) == 1, f"expected one new run (batch {new_size}, 1 seed at smoke), got {added}"
@@ -274,8 +291,8 @@ def fake_tinyimagenet(root: Path, classes: int = 3, per_class: int = 8) -> Path:
 def test_chapter_8_trains_and_compares_when_tinyimagenet_is_given(tmp_path):
     root = fake_tinyimagenet(tmp_path / "data")
     store = tmp_path / "store"
-    executed = execute_chapter(CHAPTER_8, {"profile": "smoke", "store": str(store), "require_gpu": False,
-                                           "tinyimagenet_root": str(root)}, tmp_path)
+    parameters = {"profile": "smoke", "store": str(store), "require_gpu": False, "tinyimagenet_root": str(root)}
+    executed = execute_with_one_retry_on_a_hang(CHAPTER_8, parameters, tmp_path)
     notebook = nbformat.read(executed, as_version=4)
     assert not problems(notebook), "\n".join(problems(notebook))
     trained = [record["config"] for record in RunStore(store).records()]
