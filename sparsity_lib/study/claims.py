@@ -24,7 +24,6 @@ import pandas as pd
 
 from ..nets.sparsity import GAMMA_THRESHOLD
 from ..runs.labels import format_strength
-from . import seeds
 from .seeds import (
     ASSUMED_SPREAD,
     CLEAR,
@@ -37,6 +36,9 @@ from .seeds import (
     margin,
     one_setting_each,
     settings,
+)
+from .seeds import (
+    BELOW_FLOOR as SHORT_OF_FLOOR,
 )
 
 __all__ = ["ADAPTIVE", "ASSUMED_SPREAD", "BELOW_FLOOR", "checks", "claim10_pruning", "claim1_regularization_strength",
@@ -332,7 +334,7 @@ def claim6_betas_and_selectivity(sgd: Sequence[dict], adam: Sequence[dict]) -> V
 def _graded(outcome: str) -> str:
     """The status of one comparison (`seeds.comparison`): clear holds, beyond noise but short of the
     floor is BELOW_FLOOR, anything else fails."""
-    return HOLDS if outcome == CLEAR else BELOW_FLOOR if outcome == seeds.BELOW_FLOOR else FAILS
+    return HOLDS if outcome == CLEAR else BELOW_FLOOR if outcome == SHORT_OF_FLOOR else FAILS
 
 
 # ------------------------------------------------------------------------------ claim 7
